@@ -1,0 +1,1 @@
+"""Admin data in MariaDB/MySQL (PyMySQL) or PostgreSQL (psycopg2): schema, seed and the read DAO."""

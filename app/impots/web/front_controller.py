@@ -1,0 +1,130 @@
+"""The main controller (spec §4.3): checks, dispatch, logging, alert mail, response in the session's format.
+
+``guard_request`` runs before every route of the blueprint (logging, debug pause, 503 while Redis or the
+database is unavailable); ``run_action`` runs the checks of §4.3 and the action's controller.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from flask import Response, current_app, request, session
+from flask_wtf.csrf import ValidationError, validate_csrf
+
+from impots.web import actions as a
+from impots.web.admin_data_source import AdminDataUnavailable
+from impots.web.controllers import CONTROLLERS, Result, result
+from impots.web.responses import build_response, unavailable_response
+from impots.web.runtime import current_runtime, request_log
+from impots.web.sessions import session_store_error
+
+ETAT_UNAVAILABLE = 503
+MSG_NO_SESSION = "pas de session en cours. Commencer par action [init-session]"
+
+
+def _unavailable_message(what: str) -> str:
+    return (
+        f"le service de calcul de l'impôt est momentanément indisponible : {what}. Réessayez dans un instant."
+    )
+
+
+def current_action() -> str:
+    endpoint = (request.endpoint or "").rpartition(".")[2]
+    return a.ACTION_BY_ENDPOINT.get(endpoint, endpoint)
+
+
+def _guess_response_type() -> str:
+    """The format of a client whose session cannot be read: the type in the URL, else its Accept header."""
+    asked = (request.view_args or {}).get("type_response")
+    if asked in a.RESPONSE_TYPES:
+        return asked
+    best = request.accept_mimetypes.best_match(["application/json", "application/xml", "text/html"])
+    return {"application/xml": "xml", "text/html": "html"}.get(best, "json")
+
+
+def _finish(action_result: dict[str, Any], status: int, type_response: str) -> Response:
+    line = f"[MainController] {action_result}"
+    log = request_log()
+    log.write(line + "\n")
+    if status >= 500 and status != 503:
+        current_runtime().mail_admin(line, log)
+    if status == 503:
+        return unavailable_response(type_response, action_result)
+    return build_response(type_response, action_result, status)
+
+
+def guard_request() -> Response | None:
+    """Before any route: log the request, pause if configured, answer 503 while a backing service is down."""
+    runtime = current_runtime()
+    log = request_log()
+    log.write(f"[MainController] requête : {request}\n")
+    sleep_time = runtime.config["sleep_time"]
+    if sleep_time and random.random() < 0.5:  # the course's debug pause, on about half the requests
+        log.write(f"[MainController] pause de {sleep_time} seconde(s)\n")
+        time.sleep(sleep_time)
+    action = current_action()
+    store_error = session_store_error(session)
+    if store_error is not None:
+        log.write(f"[serveur] Le serveur Redis n'est pas disponible : {store_error}\n")
+        message = _unavailable_message("le serveur de sessions ne répond pas")
+        return _finish(result(action, ETAT_UNAVAILABLE, [message]), 503, _guess_response_type())
+    try:
+        runtime.admin_data.get()
+    except AdminDataUnavailable:
+        message = _unavailable_message(f"la base de données [{runtime.dbms}] ne répond pas")
+        type_response = session.get("typeResponse") or _guess_response_type()
+        return _finish(result(action, ETAT_UNAVAILABLE, [message]), 503, type_response)
+    return None
+
+
+def _check(action: str, csrf_token: str | None) -> Result | None:
+    """The checks of §4.3 step 3, in order; None when the action may run."""
+    if action == a.AFFICHER_VUE_LISTE_ERREURS:  # never refused, or error pages would loop
+        return None
+    failure = None
+    if "typeResponse" not in session and action != a.INIT_SESSION:
+        failure = result(action, 101, [MSG_NO_SESSION])
+    if not session.get("user") and action not in a.ALLOWED_WITHOUT_USER:
+        failure = result(action, 101, [f"action [{action}] demandée par utilisateur non authentifié"])
+    if failure is None and action != a.INIT_SESSION:
+        allowed = (session.get("modèle") or {}).get("actions_possibles")
+        if allowed and action not in allowed:
+            failure = result(action, 151, [f"action [{action}] incorrecte dans l'environnement actuel"])
+    if failure is None and current_runtime().with_csrftoken:
+        try:
+            validate_csrf(csrf_token)
+        except ValidationError as error:
+            failure = result(action, 121, [str(error.args[0])])
+    return None if failure is None else (failure, 400)
+
+
+def run_action(**route_args: Any) -> Response:
+    """The view function of every action route."""
+    action = current_action()
+    csrf_token = route_args.pop("csrf_token", None)
+    type_before = session.get("typeResponse")
+    try:
+        action_result, status = _check(action, csrf_token) or CONTROLLERS[action](**route_args)
+    except Exception as error:  # §4.3 step 5: état 131, the server keeps serving
+        current_app.logger.exception("action [%s] failed", action)
+        action_result, status = result(action, 131, [str(error)]), 400
+    if current_runtime().with_csrftoken:
+        action_result["csrf_token"] = current_runtime().csrf_token()
+    # fin-session answers in the format of the session it ended.
+    return _finish(action_result, status, session.get("typeResponse") or type_before or "json")
+
+
+def on_session_save_error(response: Response, error: str) -> None:
+    """Redis failed while saving the session: what the action did is lost, so the answer becomes a 503."""
+    request_log().write(f"[serveur] Le serveur Redis n'est pas disponible : {error}\n")
+    message = _unavailable_message("le serveur de sessions ne répond pas")
+    replacement = unavailable_response(
+        session.get("typeResponse") or _guess_response_type(),
+        result(current_action(), ETAT_UNAVAILABLE, [message]),
+    )
+    response.status_code = 503
+    response.headers.clear()
+    response.headers.extend(replacement.headers)
+    response.set_data(replacement.get_data())

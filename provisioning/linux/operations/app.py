@@ -1,0 +1,165 @@
+"""The application on the target: one artifact per release, its venv, mod_wsgi, secrets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, operation
+from pyinfra.api.util import get_file_sha256
+from pyinfra.facts.files import File, Sha256File
+
+from provisioning.linux.facts import HelperJson, SymlinkTarget, VenvState
+
+
+@operation()
+def app_release(artifact: str, sha256: str, install_root: str):
+    """
+    Unpack the app artifact into ``<install_root>/releases/<sha>`` and point ``<install_root>/app``
+    at it (an atomic link swap), only when the sha changed. Every release links ``instance`` to
+    ``<install_root>/instance``, so configuration, secrets and logs survive releases.
+
+    + artifact: controller path of the tarball (``provisioning.artifact``)
+    + sha256: the tarball's sha256 (names the release)
+    + install_root: where app, releases, instance and venv live
+
+    **Example:**
+
+    .. code:: python
+
+        app_release(name="Install the app", artifact=a.path, sha256=a.sha256, install_root="/opt/impots")
+    """
+    release = sha256[:16]
+    wanted = f"releases/{release}"
+    current = host.get_fact(SymlinkTarget, path=f"{install_root}/app")
+    if current == wanted:
+        host.noop(f"release {release} is already the current app")
+        return
+    releases = f"{install_root}/releases"
+    yield FileUploadCommand(artifact, f"{releases}/{release}.tar.gz")
+    # Unpacked beside its final name then renamed: a half-unpacked release is never linked.
+    # tar -m: files get the unpack time (the artifact's fixed mtimes would confuse byte-code caches).
+    yield (
+        f"cd {releases} && rm -rf {release}.new && mkdir {release}.new && "
+        f"tar -xzmf {release}.tar.gz -C {release}.new --no-same-owner && "
+        f"ln -s ../../instance {release}.new/instance && "
+        f"rm -rf {release} && mv {release}.new {release} && rm -f {release}.tar.gz"
+    )
+    yield f"ln -sfn {wanted} {install_root}/app.new && mv -T {install_root}/app.new {install_root}/app"
+    # Keep the previous release (a quick way back), drop older ones.
+    keep = [f"! -name {release}"]
+    if current and current.startswith("releases/"):
+        keep.append(f"! -name {posixpath.basename(current)}")
+    yield f"find {releases} -mindepth 1 -maxdepth 1 {' '.join(keep)} -exec rm -rf {{}} +"
+
+
+@operation()
+def app_venv(venv: str, python: str, requirements: str, requirements_sha256: str):
+    """
+    Create the app's virtual environment from the target's system Python and install the pinned
+    requirements, only when they changed (a hash marker in the venv; ``pip.packages(requirements=)``
+    would report a change on every run).
+
+    + venv: the virtual environment's folder
+    + python: the system interpreter the Apache user can read (e.g. ``/usr/bin/python3``)
+    + requirements: target path of the pinned requirements file
+    + requirements_sha256: sha256 of that file's content (computed on the controller)
+    """
+    state = host.get_fact(VenvState, venv=venv)
+    if state["python"] and state["requirements"] == requirements_sha256:
+        host.noop(f"venv {venv} already has these requirements")
+        return
+    if not state["python"]:
+        yield f"{python} -m venv {venv}"
+    marker = f"{venv}/.impots-requirements.sha256"
+    yield (
+        f"{venv}/bin/pip install -q --no-cache-dir --disable-pip-version-check -r {requirements} && "
+        f"echo {requirements_sha256} > {marker}"
+    )
+
+
+@operation()
+def mod_wsgi_installed(venv: str, apxs: str, version: str = "6.1.1"):
+    """
+    Build mod_wsgi into the venv against the target's Apache (``APXS=``), only when it is missing
+    or another version. ``--no-cache-dir``: a cached wheel may be linked to another libpython.
+
+    + venv: the app's virtual environment
+    + apxs: path of the target Apache's ``apxs``
+    + version: mod_wsgi version to install
+    """
+    installed = host.get_fact(VenvState, venv=venv)["mod_wsgi"]
+    if installed == version:
+        host.noop(f"mod_wsgi {version} is already built in {venv}")
+        return
+    pip = f"{venv}/bin/pip install -q --no-cache-dir --disable-pip-version-check"
+    yield f"APXS={apxs} {pip} mod-wsgi=={version}"
+
+
+def secret_digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class MaskedSecrets(dict):
+    """A dict of secrets whose repr never shows the values (operation arguments may be printed)."""
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{key!r}: '***'" for key in self) + "}"
+
+
+@operation()
+def secrets_file(
+    helper: str,
+    path: str,
+    group: str,
+    given: dict[str, str],
+    generate: list[str],
+    upload_dir: str,
+):
+    """
+    Keep the app's secrets file (Contract 1 ``secrets.json``, mode 0640 root:<group>): values given
+    by data/environment are written, missing ones in ``generate`` are generated ONCE on the target.
+    Compared by sha256 through the helper, so values never travel back or appear in any output.
+
+    + helper: target path of ``impots-helper.py``
+    + path: target path of the secrets file
+    + group: group allowed to read it (the Apache user's)
+    + given: key -> value from data or environment
+    + generate: keys to generate when absent (e.g. ``secret_key``)
+    + upload_dir: root-only (0700) folder where given values transit
+    """
+    status = host.get_fact(HelperJson, helper=helper, arguments=["secrets-status", path])
+    stale = status is None or any(status.get(k) != secret_digest(v) for k, v in given.items())
+    stale = stale or any(k not in status for k in generate)
+    if stale:
+        given_file = f"{upload_dir}/given-secrets.json"
+        arguments = [f"--group {group}", f"--generate {','.join(generate)}"]
+        if given:
+            yield FileUploadCommand(StringIO(json.dumps(dict(given), sort_keys=True)), given_file)
+            arguments.append(f"--given {given_file}")
+        yield f"python3 {helper} secrets-merge {path} {' '.join(arguments)}"
+        return
+    info = host.get_fact(File, path=path)
+    if info and info.get("mode") == 640 and info.get("user") == "root" and info.get("group") == group:
+        host.noop(f"{path} already holds every secret")
+        return
+    yield f"chown root:{group} {path} && chmod 640 {path}"
+
+
+@operation()
+def private_file(src: str, dest: str, mode: str = "600"):
+    """
+    Upload a private file (e.g. a TLS key) by content hash, without ever printing a diff of it.
+
+    + src: controller path
+    + dest: target path
+    + mode: octal mode of the target file
+    """
+    if host.get_fact(Sha256File, path=dest) == get_file_sha256(src):
+        host.noop(f"{dest} is already up to date")
+        return
+    yield FileUploadCommand(src, dest)
+    yield f"chown root:root {dest} && chmod {mode} {dest}"

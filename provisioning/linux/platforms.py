@@ -1,0 +1,149 @@
+"""Per-platform records: package names, paths and commands that differ between Linux families.
+
+Chosen from facts (``/etc/os-release`` through pyinfra's ``LinuxDistribution``); everything the
+deploy does differently on Debian and on RHEL is read from here, never tested inline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class UnsupportedPlatform(RuntimeError):
+    """The target runs a Linux distribution we have no record for."""
+
+
+@dataclass(frozen=True)
+class LinuxPlatform:
+    family: str  # "debian" or "rhel"
+    package_manager: str  # "apt" or "dnf"
+    packages: tuple[str, ...]
+    apache_service: str
+    apache_user: str
+    apache_group: str
+    apache_config_root: str  # snapshotted before a change, restored when configtest fails
+    apachectl: str
+    apxs: str
+    apache_log_dir: str
+    # Where our files go. Debian: *-available + a2en*; RHEL: straight into conf.d / conf.modules.d.
+    site_dir: str
+    module_dir: str
+    conf_dir: str
+    uses_a2en: bool
+    ports_file: str
+    wsgi_socket_prefix: str
+    database_services: tuple[str, str, str]  # mariadb, postgresql, redis
+    system_python: str = "/usr/bin/python3"
+
+    def site_file(self, site_name: str) -> str:
+        return f"{self.site_dir}/{site_name}.conf"
+
+    @property
+    def mariadb_service(self) -> str:
+        return self.database_services[0]
+
+    @property
+    def postgresql_service(self) -> str:
+        return self.database_services[1]
+
+    @property
+    def redis_service(self) -> str:
+        return self.database_services[2]
+
+
+_COMMON_TOOLS = ("openssl", "curl", "gcc", "tar", "gzip")
+
+DEBIAN = LinuxPlatform(
+    family="debian",
+    package_manager="apt",
+    packages=(
+        "apache2",
+        "apache2-dev",
+        "ssl-cert",
+        *_COMMON_TOOLS,
+        "python3",
+        "python3-venv",
+        "python3-dev",
+        "mariadb-server",
+        "mariadb-client",
+        "postgresql",
+        "redis-server",
+    ),
+    apache_service="apache2",
+    apache_user="www-data",
+    apache_group="www-data",
+    apache_config_root="/etc/apache2",
+    apachectl="apache2ctl",
+    apxs="/usr/bin/apxs",
+    apache_log_dir="/var/log/apache2",
+    site_dir="/etc/apache2/sites-available",
+    module_dir="/etc/apache2/mods-available",
+    conf_dir="/etc/apache2/conf-available",
+    uses_a2en=True,
+    ports_file="/etc/apache2/ports.conf",
+    wsgi_socket_prefix="${APACHE_RUN_DIR}/wsgi",
+    database_services=("mariadb", "postgresql", "redis-server"),
+)
+
+RHEL = LinuxPlatform(
+    family="rhel",
+    package_manager="dnf",
+    packages=(
+        "httpd",
+        "httpd-devel",
+        "mod_ssl",
+        "redhat-rpm-config",
+        *_COMMON_TOOLS,
+        "python3",
+        "python3-devel",
+        "mariadb-server",
+        "postgresql-server",
+        "redis",
+    ),
+    apache_service="httpd",
+    apache_user="apache",
+    apache_group="apache",
+    apache_config_root="/etc/httpd",
+    apachectl="apachectl",
+    apxs="/usr/bin/apxs",
+    apache_log_dir="/var/log/httpd",
+    site_dir="/etc/httpd/conf.d",
+    module_dir="/etc/httpd/conf.modules.d",
+    conf_dir="/etc/httpd/conf.d",
+    uses_a2en=False,
+    # httpd.conf's own "Listen 80" is commented out by our ports file; ssl.conf's "Listen 443 https" too.
+    ports_file="/etc/httpd/conf.d/00-impots-ports.conf",
+    wsgi_socket_prefix="run/wsgi",
+    database_services=("mariadb", "postgresql", "redis"),
+)
+
+_DEBIAN_IDS = {"debian", "ubuntu", "raspbian", "linuxmint"}
+_RHEL_IDS = {"rhel", "centos", "rocky", "almalinux", "fedora", "ol"}
+
+
+def choose_platform(distribution: dict[str, Any] | None) -> LinuxPlatform:
+    """The record for a ``LinuxDistribution`` fact; ``UnsupportedPlatform`` names what was found."""
+    distribution = distribution or {}
+    meta = distribution.get("release_meta") or {}
+    distro_id = str(meta.get("ID", "")).lower()
+    id_like = set(str(meta.get("ID_LIKE", "")).lower().split())
+    if distro_id in _DEBIAN_IDS or "debian" in id_like or "ubuntu" in id_like:
+        return DEBIAN
+    if distro_id in _RHEL_IDS or id_like & {"rhel", "fedora", "centos"}:
+        return RHEL
+    found = meta.get("PRETTY_NAME") or distribution.get("name") or distro_id or "no /etc/os-release"
+    raise UnsupportedPlatform(
+        f"unsupported Linux distribution {found!r}: only the Debian/Ubuntu and RHEL families are provisioned"
+    )
+
+
+PLATFORMS = {platform.family: platform for platform in (DEBIAN, RHEL)}
+
+
+def platform_record(family: str) -> LinuxPlatform:
+    """The record of a family name (``debian``/``rhel``), as operations receive it."""
+    try:
+        return PLATFORMS[family]
+    except KeyError:
+        raise UnsupportedPlatform(f"unknown platform family {family!r}") from None

@@ -1,0 +1,417 @@
+"""``deploy_windows(settings)``: the impots stack on a Windows lab machine (Laragon or Apache Lounge).
+
+The same Settings and group data as Linux (Contract 3); a Windows host is one more inventory entry,
+reached with ``@winssh``. Everything is decided from data and facts first (``resolve_target``), and
+every prerequisite is checked then, so a machine that cannot work stops the run with one message naming
+what was found, before anything changes. The plan, in order:
+
+1. install root (ACL: Administrators, SYSTEM, the Apache account), releases, instance, logs, www;
+2. the venv from the chosen Python, the pinned requirements, mod_wsgi built against this Apache;
+3. the app release (artifact) swapped in when its sha changed, the instance folder kept;
+4. ``impots.json`` (Contract 1) and the ACL'd ``secrets.json``;
+5. TLS files (Laragon's own certificate by default, else data files or a controller-made local CA);
+6. one vhost file per site, our marked block in httpd.conf (mod_wsgi loaded once), the hosts block;
+7. ``httpd -t`` then a restart only when something Apache reads changed; Apache started if it is down.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations.util import any_changed
+
+from provisioning.artifact import REPO_ROOT, build_app_artifact
+from provisioning.settings import AppPaths, Settings, app_paths
+from provisioning.windows import facts, operations
+from provisioning.windows.operations import ADMINISTRATORS_SID, SYSTEM_SID
+from provisioning.windows.platforms import (
+    APACHE_LOUNGE,
+    HOSTS_FILE,
+    PlatformError,
+    WindowsPlatform,
+    apache_lounge_platform,
+    laragon_apache_folder,
+    laragon_platform,
+)
+from provisioning.windows.tls import controller_certificate
+
+MOD_WSGI_PACKAGE = "mod-wsgi==6.1.1"
+MIN_PYTHON = (3, 9)
+REQUIREMENTS_FILE = REPO_ROOT / "requirements" / "app.txt"
+TEMPLATES = REPO_ROOT / "templates"
+
+
+class WindowsDeployError(RuntimeError):
+    """The Windows host cannot be provisioned as it is: ``<host>: <what was found> (<what to do>)``."""
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: str  # paths on the host
+    key: str
+    chain: str | None
+    uploads: tuple[tuple[str, str], ...]  # (controller file, host file)
+
+
+@dataclass(frozen=True)
+class WindowsTarget:
+    """Everything the plan needs, decided from settings and facts before any operation."""
+
+    platform: WindowsPlatform
+    apache: dict[str, Any]
+    python: dict[str, Any]
+    service: str | None  # Windows service running Apache, None = a plain process (Laragon)
+    reader_sid: str  # the account Apache runs as (reads the app, its secrets; writes the logs)
+    paths: AppPaths
+    instance_store: str  # the persistent instance folder; <app>/instance is a junction to it
+    tls: TlsFiles
+    httpd_conf: str  # current text of httpd.conf
+
+    @property
+    def site_packages(self) -> str:
+        return f"{self.paths.venv}/Lib/site-packages"
+
+    @property
+    def mod_wsgi_module(self) -> str:
+        major, minor = self.python["version"].split(".")[:2]
+        platform_tag = "win_amd64" if self.python["bits"] == 64 else "win32"
+        return f"{self.site_packages}/mod_wsgi/server/mod_wsgi.cp{major}{minor}-{platform_tag}.pyd"
+
+    @property
+    def python_dll(self) -> str:
+        major, minor = self.python["version"].split(".")[:2]
+        return f"{self.python['base_prefix']}/python{major}{minor}.dll"
+
+
+# --- deciding from facts -------------------------------------------------------------------------------
+
+
+def _version_tuple(version: str | None) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", version or ""))
+
+
+def resolve_platform(settings: Settings) -> WindowsPlatform:
+    if settings.windows_layout == APACHE_LOUNGE:
+        return apache_lounge_platform(settings.apache_root)
+    apache_root = settings.apache_root
+    if apache_root is None:
+        laragon = host.get_fact(facts.LaragonApache, laragon_root=settings.laragon_root)
+        folder = laragon_apache_folder(settings.laragon_root, laragon["versions"], laragon["selected"])
+        apache_root = f"{settings.laragon_root.rstrip('/')}/bin/apache/{folder}"
+    return laragon_platform(settings.laragon_root, apache_root)
+
+
+def choose_python(settings: Settings, found: list[dict], apache_bits: int | None) -> tuple[dict | None, str]:
+    """The Python to build the venv from, or ``(None, problem)``."""
+    listing = "; ".join(f"{p['version']} {p['bits']}-bit at {p['executable']}" for p in found) or "none"
+    if settings.windows_python:
+        if not found:
+            return None, f"impots_windows_python {settings.windows_python} does not run"
+        return found[0], ""
+    usable = [p for p in found if _version_tuple(p["version"])[:2] >= MIN_PYTHON]
+    if apache_bits:
+        usable = [p for p in usable if p["bits"] == apache_bits]
+    if not usable:
+        wanted = f"{apache_bits}-bit " if apache_bits else ""
+        return None, (
+            f"no {wanted}Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]}+ installed for all users (found: {listing}); "
+            "install it from python.org, or set impots_windows_python"
+        )
+    return max(usable, key=lambda p: _version_tuple(p["version"])), ""
+
+
+def check_prerequisites(
+    platform: WindowsPlatform, apache: dict | None, python: dict | None, python_problem: str, msvc: dict
+) -> list[str]:
+    """Every reason the host cannot be provisioned, each naming what was found (empty: all good)."""
+    problems = []
+    if apache is None:
+        problems.append(f"no Apache at {platform.apache_root} (no bin/httpd.exe)")
+    else:
+        missing = [
+            name for name, ok in (("include/", apache["has_include"]), ("lib/", apache["has_lib"])) if not ok
+        ]
+        if missing:
+            problems.append(
+                f"the Apache tree at {platform.apache_root} has no {' and no '.join(missing)} "
+                "(needed to compile mod_wsgi): use a full Apache Lounge / Laragon Apache, not a trimmed copy"
+            )
+        if not apache["version"]:
+            problems.append(
+                f"{platform.httpd} -v printed no version: does httpd.exe run (Visual C++ redistributable)?"
+            )
+        if not apache["bits"]:
+            problems.append(f"cannot tell whether {platform.httpd} is 32- or 64-bit")
+    if python is None:
+        problems.append(python_problem)
+    elif apache is not None and apache["bits"] and python["bits"] != apache["bits"]:
+        problems.append(
+            f"Python {python['version']} at {python['executable']} is {python['bits']}-bit but Apache "
+            f"{apache['version']} at {platform.apache_root} is {apache['bits']}-bit: they must match"
+        )
+    if not msvc["vswhere"]:
+        problems.append(
+            "no Microsoft C++ build tools (vswhere.exe not found): install Visual Studio Build Tools "
+            "with the 'Desktop development with C++' workload (mod_wsgi is compiled on the host)"
+        )
+    elif not msvc["installations"]:
+        problems.append(
+            f"Visual Studio is installed but without the C++ tools ({facts.MSVC_COMPONENT}): add the "
+            "'Desktop development with C++' workload"
+        )
+    return problems
+
+
+_ACTIVE_SSL = re.compile(
+    r"^[ \t]*(Listen[ \t]+(\S+:)?443\b|Include(Optional)?[ \t]+\"?[^\"\r\n]*ssl[^\"\r\n]*\.conf)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_ACTIVE_WSGI = re.compile(r"^[ \t]*LoadModule[ \t]+wsgi_module\b.*$", re.IGNORECASE | re.MULTILINE)
+
+
+def ssl_listen(httpd_conf: str, listen_address: str) -> str | None:
+    """``Listen`` value for 443 our block must add, or None when httpd.conf already listens on 443
+    (a ``Listen 443`` line or an included ``*ssl*.conf``, e.g. Laragon with SSL on)."""
+    if _ACTIVE_SSL.search(operations.without_marked_block(httpd_conf)):
+        return None
+    return "443" if listen_address == "*" else f"{listen_address}:443"
+
+
+def resolve_tls(settings: Settings, platform: WindowsPlatform, tls_dir: str) -> TlsFiles:
+    if settings.tls.source == "files":
+        uploads = [(settings.tls.cert, f"{tls_dir}/server.pem"), (settings.tls.key, f"{tls_dir}/server.key")]
+        chain = None
+        if settings.tls.ca:
+            chain = f"{tls_dir}/ca.pem"
+            uploads.append((settings.tls.ca, chain))
+        return TlsFiles(f"{tls_dir}/server.pem", f"{tls_dir}/server.key", chain, tuple(uploads))
+    if platform.default_cert and platform.default_key:
+        return TlsFiles(platform.default_cert, platform.default_key, None, ())
+    made = controller_certificate(host.name, [site.name for site in settings.sites])
+    return TlsFiles(
+        f"{tls_dir}/server.pem",
+        f"{tls_dir}/server.key",
+        None,
+        ((made.cert, f"{tls_dir}/server.pem"), (made.key, f"{tls_dir}/server.key")),
+    )
+
+
+def resolve_target(settings: Settings) -> WindowsTarget:
+    """Read the facts, choose platform, Python and Apache account; raise WindowsDeployError if unusable."""
+    try:
+        platform = resolve_platform(settings)
+    except PlatformError as error:
+        raise WindowsDeployError(f"{host.name}: {error}") from None
+    apache = host.get_fact(facts.ApacheInstallation, root=platform.apache_root)
+    found = host.get_fact(facts.PythonInstallations, path=settings.windows_python)
+    python, python_problem = choose_python(settings, found, apache["bits"] if apache else None)
+    msvc = host.get_fact(facts.MsvcBuildTools)
+    problems = check_prerequisites(platform, apache, python, python_problem, msvc)
+    httpd_conf = host.get_fact(facts.FileText, path=platform.httpd_conf)
+    if apache is not None and httpd_conf is None:
+        problems.append(f"no {platform.httpd_conf}")
+    stray = _ACTIVE_WSGI.search(operations.without_marked_block(httpd_conf or ""))
+    if stray:
+        problems.append(
+            f"{platform.httpd_conf} already loads mod_wsgi outside the impots block "
+            f"({stray.group(0).strip()!r}): remove that line, the deploy loads it once in its own block"
+        )
+    if problems:
+        raise WindowsDeployError(f"{host.name}: " + f"\n{host.name}: ".join(problems))
+
+    runtime = host.get_fact(facts.HttpdRuntime, httpd=platform.httpd)
+    service = runtime["services"][0] if runtime["services"] else None
+    if service is not None:
+        if not service["account_sid"]:
+            raise WindowsDeployError(f"{host.name}: cannot resolve the account of service {service['name']}")
+        reader_sid = service["account_sid"]
+    else:
+        # A plain httpd process (Laragon) is (re)started by this deploy as the SSH user, so that is the
+        # account it runs as from then on.
+        reader_sid = host.get_fact(facts.CurrentUser)["sid"]
+
+    paths = app_paths(settings)
+    return WindowsTarget(
+        platform=platform,
+        apache=apache,
+        python=python,
+        service=service["name"] if service else None,
+        reader_sid=reader_sid,
+        paths=paths,
+        instance_store=f"{paths.install_root}/instance",
+        tls=resolve_tls(settings, platform, f"{paths.install_root}/tls"),
+        httpd_conf=httpd_conf,
+    )
+
+
+# --- rendering -----------------------------------------------------------------------------------------
+
+
+def _templates() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined, keep_trailing_newline=True
+    )
+
+
+def crlf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\n", "\r\n")
+
+
+def render_vhost(target: WindowsTarget, site: Any) -> bytes:
+    text = (
+        _templates()
+        .get_template("windows/vhost.conf.j2")
+        .render(site=site, paths=target.paths, platform=target.platform, tls=target.tls)
+    )
+    return crlf(text).encode("utf-8")
+
+
+def httpd_block_lines(target: WindowsTarget, settings: Settings) -> list[str]:
+    includes = (
+        [target.platform.vhost_file(site.name) for site in settings.sites]
+        if target.platform.include_vhosts
+        else []
+    )
+    text = (
+        _templates()
+        .get_template("windows/httpd-block.conf.j2")
+        .render(
+            module=target.mod_wsgi_module,
+            python={"home": target.python["base_prefix"], "dll": target.python_dll},
+            site_packages=target.site_packages,
+            ssl=ssl_listen(target.httpd_conf, settings.listen_address),
+            includes=includes,
+        )
+    )
+    return text.strip("\n").split("\n")
+
+
+def hosts_block_lines(settings: Settings) -> list[str]:
+    return (
+        _templates().get_template("windows/hosts-block.j2").render(settings=settings).strip("\n").split("\n")
+    )
+
+
+def render_instance_config(settings: Settings, paths: AppPaths) -> bytes:
+    text = (
+        _templates().get_template("common/impots.json.j2").render(settings=settings, paths=paths, site=None)
+    )
+    return text.encode("utf-8")
+
+
+def secrets_wanted(settings: Settings) -> tuple[dict[str, str | None], list[str]]:
+    given = {
+        "secret_key": settings.secret_key,
+        "mysql_password": settings.mysql_password,
+        "pgres_password": settings.pgres_password,
+        "smtp_password": settings.smtp_password,
+    }
+    generate = ["secret_key"] + [f"{dbms}_password" for dbms in settings.dbms_in_use]
+    return given, generate
+
+
+# --- the plan ------------------------------------------------------------------------------------------
+
+
+@deploy("impots on Windows")
+def deploy_windows(settings: Settings) -> None:
+    """The whole Windows plan for one host (see the module docstring for the order)."""
+    target = resolve_target(settings)
+    artifact = build_app_artifact()
+    paths, platform = target.paths, target.platform
+    full = [ADMINISTRATORS_SID, SYSTEM_SID]
+
+    operations.directory(name="Install root", path=paths.install_root)
+    operations.restricted_acl(
+        name="Install root: Administrators, SYSTEM and Apache only",
+        path=paths.install_root,
+        folder=True,
+        full=full,
+        read=[target.reader_sid],
+    )
+    for folder in (
+        paths.releases,
+        target.instance_store,
+        f"{target.instance_store}/logs",
+        paths.document_root,
+    ):
+        operations.directory(name=f"Folder {folder}", path=folder)
+    operations.restricted_acl(
+        name="Logs writable by Apache",
+        path=f"{target.instance_store}/logs",
+        folder=True,
+        full=full,
+        modify=[target.reader_sid],
+    )
+
+    venv = operations.venv(name="Virtual environment", python=target.python["executable"], path=paths.venv)
+    requirements = operations.pip_requirements(
+        name="App requirements", venv_path=paths.venv, requirements=REQUIREMENTS_FILE.read_bytes()
+    )
+    module = operations.mod_wsgi(
+        name="mod_wsgi built for this Apache",
+        venv_path=paths.venv,
+        apache_root=platform.apache_root,
+        package=MOD_WSGI_PACKAGE,
+    )
+    release = operations.app_release(
+        name=f"App release {artifact.release}",
+        artifact_path=artifact.path,
+        sha256=artifact.sha256,
+        app=paths.app,
+        releases=paths.releases,
+        instance=target.instance_store,
+    )
+
+    config = operations.put_bytes(
+        name="Instance configuration impots.json",
+        dest=f"{target.instance_store}/impots.json",
+        content=render_instance_config(settings, paths),
+    )
+    given, generate = secrets_wanted(settings)
+    secrets = operations.secrets_file(
+        name="Secrets file (ACL)",
+        path=f"{target.instance_store}/secrets.json",
+        given=given,
+        generate=generate,
+        reader_sid=target.reader_sid,
+    )
+
+    changes = [venv, requirements, module, release, config, secrets]
+    if target.tls.uploads:
+        operations.directory(name="TLS folder", path=f"{paths.install_root}/tls")
+        for src, dest in target.tls.uploads:
+            changes.append(operations.put_local_file(name=f"TLS file {dest}", src=src, dest=dest))
+
+    for site in settings.sites:
+        changes.append(
+            operations.put_bytes(
+                name=f"Vhost {site.name}",
+                dest=platform.vhost_file(site.name),
+                content=render_vhost(target, site),
+            )
+        )
+    changes.append(
+        operations.marked_block(
+            name="httpd.conf: mod_wsgi block",
+            path=platform.httpd_conf,
+            lines=httpd_block_lines(target, settings),
+        )
+    )
+    operations.marked_block(name="Hosts file block", path=HOSTS_FILE, lines=hosts_block_lines(settings))
+
+    operations.apache_restart(
+        name="Apache: configuration test, then restart",
+        httpd=platform.httpd,
+        service=target.service,
+        error_log=platform.error_log,
+        _if=any_changed(*changes),
+    )
+    operations.apache_running(
+        name="Apache running", httpd=platform.httpd, service=target.service, error_log=platform.error_log
+    )

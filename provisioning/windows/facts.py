@@ -1,0 +1,526 @@
+"""PowerShell facts for Windows hosts reached through ``@winssh``.
+
+Each fact's ``command`` is a PowerShell 5.1 script printing one line of compact JSON
+(``ConvertTo-Json -Compress``); ``process`` parses it. JSON ``null`` (file absent, service unknown...)
+becomes the fact's default. Paths may be given with ``/`` or ``\\``.
+
+The scripts are kept as plain PowerShell text below; arguments are assigned in front of them as
+single-quoted literals (``ps_assign``), never formatted into the script body. Native programs' stderr is
+never redirected: with ``$ErrorActionPreference = 'Stop'`` Windows PowerShell 5.1 turns a redirected
+stderr line into a terminating error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pyinfra.api import FactBase
+from pyinfra.api.exceptions import FactProcessError
+
+from provisioning.windows.powershell import json_fact_script, ps_assign, win_path
+
+# Python's answer about itself; no double quote inside (Windows PowerShell 5.1 mangles double quotes
+# in arguments of native programs).
+PYTHON_PROBE = (
+    "import json, struct, sys; print(json.dumps({'executable': sys.executable, "
+    "'version': '%d.%d.%d' % sys.version_info[:3], 'bits': struct.calcsize('P') * 8, "
+    "'base_prefix': sys.base_prefix}))"
+)
+
+MSVC_COMPONENT = "Microsoft.VisualStudio.Component.VC.Tools.x86.x64"
+
+
+class PowerShellJsonFact(FactBase):
+    """Base of the facts here: the command prints JSON, ``process`` returns it parsed."""
+
+    abstract = True
+
+    def process(self, output: list[str]) -> Any:
+        text = "\n".join(output).strip()
+        try:
+            value = json.loads(text) if text else None
+        except ValueError as e:
+            raise FactProcessError(f"{self.name}: not JSON: {text[:200]!r}") from e
+        return self.default() if value is None else self.convert(value)
+
+    def convert(self, value: Any) -> Any:
+        return value
+
+
+_FILE_HASH = r"""
+$result = $null
+if (Test-Path -LiteralPath $p -PathType Leaf) {
+    $result = (Get-FileHash -LiteralPath $p -Algorithm SHA256).Hash.ToLowerInvariant()
+}
+"""
+
+
+class FileHash(PowerShellJsonFact):
+    """
+    SHA256 (lower-case hex) of a file, or ``None`` when there is no such file.
+
+    .. code:: python
+
+        host.get_fact(FileHash, path="C:/impots/instance/impots.json")
+    """
+
+    def command(self, path: str) -> str:
+        return json_fact_script(ps_assign(p=win_path(path)) + _FILE_HASH)
+
+
+_FILE_TEXT = r"""
+$result = $null
+if (Test-Path -LiteralPath $p -PathType Leaf) { $result = [IO.File]::ReadAllText($p) }
+"""
+
+
+class FileText(PowerShellJsonFact):
+    """
+    Text of a (UTF-8 or ASCII) file with its line ends untouched, or ``None`` when absent.
+
+    .. code:: python
+
+        host.get_fact(FileText, path="C:/Windows/System32/drivers/etc/hosts")
+    """
+
+    def command(self, path: str) -> str:
+        return json_fact_script(ps_assign(p=win_path(path)) + _FILE_TEXT)
+
+
+class Directory(PowerShellJsonFact):
+    """
+    Whether a folder exists (``True``/``False``).
+
+    .. code:: python
+
+        host.get_fact(Directory, path="C:/impots")
+    """
+
+    @staticmethod
+    def default() -> bool:
+        return False
+
+    def command(self, path: str) -> str:
+        return json_fact_script(
+            ps_assign(p=win_path(path)) + "$result = Test-Path -LiteralPath $p -PathType Container"
+        )
+
+
+_LINK_TARGET = r"""
+$result = $null
+$item = Get-Item -LiteralPath $p -Force -ErrorAction SilentlyContinue
+if ($item) {
+    $type = 'File'
+    if ($item.PSIsContainer) { $type = 'Directory' }
+    if ($item.LinkType) { $type = [string]$item.LinkType }
+    $target = $null
+    if ($item.Target) { $target = [string]@($item.Target)[0] }
+    $result = @{ type = $type; target = $target }
+}
+"""
+
+
+class LinkTarget(PowerShellJsonFact):
+    """
+    What is at a path: ``{"type": "Junction"|"SymbolicLink"|"Directory"|"File", "target": str|None}``
+    (target with forward slashes) or ``None`` when nothing is there.
+
+    .. code:: python
+
+        host.get_fact(LinkTarget, path="C:/impots/app")
+    """
+
+    def command(self, path: str) -> str:
+        return json_fact_script(ps_assign(p=win_path(path)) + _LINK_TARGET)
+
+    def convert(self, value: dict) -> dict:
+        target = value.get("target")
+        return {"type": value["type"], "target": target.replace("\\", "/") if target else None}
+
+
+_SERVICE_STATE = r"""
+$result = $null
+$s = Get-Service | Where-Object { $_.Name -eq $n } | Select-Object -First 1
+if ($s) {
+    $cim = Get-CimInstance -ClassName Win32_Service | Where-Object { $_.Name -eq $n } | Select-Object -First 1
+    $result = @{
+        name = $s.Name; status = [string]$s.Status
+        start_type = [string]$s.StartType; account = $cim.StartName
+    }
+}
+"""
+
+
+class ServiceState(PowerShellJsonFact):
+    """
+    A Windows service (``Get-Service``): ``{"name", "status": "Running"|"Stopped"|...,
+    "start_type": "Automatic"|"Manual"|"Disabled", "account"}`` or ``None`` if there is none.
+
+    .. code:: python
+
+        host.get_fact(ServiceState, service="Apache2.4")
+    """
+
+    def command(self, service: str) -> str:
+        return json_fact_script(ps_assign(n=service) + _SERVICE_STATE)
+
+
+# python.org's installer folders: "for all users" first, then per user. The Microsoft Store stub
+# (WindowsApps\python.exe) is never listed: it opens the Store instead of running Python.
+_PYTHON_SEARCH = r"""
+$patterns = @(
+    "$env:ProgramFiles\Python3*\python.exe",
+    "${env:ProgramFiles(x86)}\Python3*\python.exe",
+    "$env:LOCALAPPDATA\Programs\Python\Python3*\python.exe"
+)
+$candidates = @(Get-Item -Path $patterns -ErrorAction SilentlyContinue | ForEach-Object { $_.FullName })
+"""
+_PYTHON_PROBE_LOOP = r"""
+$result = @()
+foreach ($exe in $candidates) {
+    if (-not (Test-Path -LiteralPath $exe -PathType Leaf)) { continue }
+    if ($exe -like '*\WindowsApps\*') { continue }
+    $out = & $exe -c $probe
+    if ($LASTEXITCODE -eq 0 -and $out) {
+        $result += ($out | Select-Object -Last 1 | ConvertFrom-Json)
+    }
+}
+$global:LASTEXITCODE = 0
+"""
+
+
+class PythonInstallations(PowerShellJsonFact):
+    """
+    Python 3 interpreters: a list of ``{"executable", "version", "bits", "base_prefix"}``.
+
+    With ``path``, only that interpreter (``[]`` if it does not run); else those in python.org's
+    install folders (all users and per user).
+
+    .. code:: python
+
+        host.get_fact(PythonInstallations, path=None)
+    """
+
+    @staticmethod
+    def default() -> list:
+        return []
+
+    def command(self, path: str | None = None) -> str:
+        if path:
+            candidates = ps_assign(exe=win_path(path)) + "$candidates = @($exe)\n"
+        else:
+            candidates = _PYTHON_SEARCH.lstrip("\n")
+        return json_fact_script(
+            ps_assign(probe=PYTHON_PROBE) + candidates + _PYTHON_PROBE_LOOP, value="@($result)"
+        )
+
+    def convert(self, value: Any) -> list[dict]:
+        return [
+            {
+                "executable": item["executable"].replace("\\", "/"),
+                "version": item["version"],
+                "bits": int(item["bits"]),
+                "base_prefix": item["base_prefix"].replace("\\", "/"),
+            }
+            for item in value
+        ]
+
+
+_APACHE_INSTALLATION = r"""
+$httpd = Join-Path $root 'bin\httpd.exe'
+$result = $null
+if (Test-Path -LiteralPath $httpd -PathType Leaf) {
+    $version = $null
+    $architecture = $null
+    $v = (& $httpd -v | Out-String)
+    if ($v -match 'Apache/([0-9.]+)') { $version = $Matches[1] }
+    $vv = (& $httpd -V | Out-String)
+    if ($vv -match 'Architecture:\s+(\d+)-bit') { $architecture = [int]$Matches[1] }
+    $global:LASTEXITCODE = 0
+    $bytes = [IO.File]::ReadAllBytes($httpd)
+    $pe = [BitConverter]::ToInt32($bytes, 60)
+    $machine = [int][BitConverter]::ToUInt16($bytes, $pe + 4)
+    $result = @{
+        root = $root
+        version = $version
+        architecture = $architecture
+        machine = $machine
+        has_include = (Test-Path -LiteralPath (Join-Path $root 'include\httpd.h') -PathType Leaf)
+        has_lib = (Test-Path -LiteralPath (Join-Path $root 'lib\libhttpd.lib') -PathType Leaf)
+    }
+}
+"""
+
+
+class ApacheInstallation(PowerShellJsonFact):
+    """
+    The Apache tree at ``root``: ``{"root", "version", "bits", "has_include", "has_lib"}`` or ``None``
+    when ``root/bin/httpd.exe`` is missing.
+
+    ``version`` comes from ``httpd -v`` (``None`` if httpd.exe cannot run, e.g. without the Visual C++
+    redistributable); ``bits`` from ``httpd -V`` ("Architecture: 64-bit"), else from the machine field of
+    httpd.exe's PE header (0x8664 = x64, 0x14c = x86). ``include/httpd.h`` and ``lib/libhttpd.lib`` are
+    what compiling mod_wsgi needs.
+
+    .. code:: python
+
+        host.get_fact(ApacheInstallation, root="C:/Apache24")
+    """
+
+    def command(self, root: str) -> str:
+        return json_fact_script(ps_assign(root=win_path(root)) + _APACHE_INSTALLATION)
+
+    def convert(self, value: dict) -> dict:
+        bits = value.get("architecture") or {0x8664: 64, 0x14C: 32}.get(value.get("machine"))
+        return {
+            "root": value["root"].replace("\\", "/"),
+            "version": value.get("version"),
+            "bits": bits,
+            "has_include": bool(value.get("has_include")),
+            "has_lib": bool(value.get("has_lib")),
+        }
+
+
+_LARAGON_APACHE = r"""
+$versions = @()
+$apache = Join-Path $root 'bin\apache'
+if (Test-Path -LiteralPath $apache -PathType Container) {
+    $versions = @(Get-ChildItem -LiteralPath $apache -Directory -Filter 'httpd-*' |
+        ForEach-Object { $_.Name })
+}
+$selected = $null
+$ini = Join-Path $root 'usr\laragon.ini'
+if (Test-Path -LiteralPath $ini -PathType Leaf) {
+    $section = ''
+    foreach ($line in [IO.File]::ReadAllLines($ini)) {
+        if ($line -match '^\s*\[(.+)\]\s*$') { $section = $Matches[1].Trim() }
+        elseif ($section -eq 'apache' -and $line -match '^\s*Version\s*=\s*(.+?)\s*$') {
+            $selected = $Matches[1]
+        }
+    }
+}
+$result = @{ versions = $versions; selected = $selected }
+"""
+
+
+class LaragonApache(PowerShellJsonFact):
+    """
+    Laragon's Apache versions: ``{"versions": [names of bin/apache/httpd-*], "selected": str|None}``;
+    ``selected`` is ``Version=`` of the ``[apache]`` section of ``usr/laragon.ini`` (the version Laragon's
+    menu made current), if any.
+
+    .. code:: python
+
+        host.get_fact(LaragonApache, laragon_root="C:/laragon")
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {"versions": [], "selected": None}
+
+    def command(self, laragon_root: str) -> str:
+        return json_fact_script(ps_assign(root=win_path(laragon_root)) + _LARAGON_APACHE)
+
+    def convert(self, value: dict) -> dict:
+        return {"versions": sorted(value.get("versions") or []), "selected": value.get("selected")}
+
+
+_MSVC_BUILD_TOOLS = r"""
+$vswhere = "${env:ProgramFiles(x86)}\Microsoft Visual Studio\Installer\vswhere.exe"
+$found = Test-Path -LiteralPath $vswhere -PathType Leaf
+$installations = @()
+if ($found) {
+    $installations = @(& $vswhere -products '*' -requires $component -property installationPath)
+    $global:LASTEXITCODE = 0
+}
+$result = @{ vswhere = $found; installations = $installations }
+"""
+
+
+class MsvcBuildTools(PowerShellJsonFact):
+    """
+    The Microsoft C++ build tools seen by ``vswhere.exe`` (installed with any Visual Studio 2017+):
+    ``{"vswhere": bool, "installations": [installation folders that have the VC x86/x64 tools]}``.
+
+    .. code:: python
+
+        host.get_fact(MsvcBuildTools)
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {"vswhere": False, "installations": []}
+
+    def command(self) -> str:
+        return json_fact_script(ps_assign(component=MSVC_COMPONENT) + _MSVC_BUILD_TOOLS)
+
+    def convert(self, value: dict) -> dict:
+        return {
+            "vswhere": bool(value.get("vswhere")),
+            "installations": [p for p in (value.get("installations") or []) if p],
+        }
+
+
+_HTTPD_RUNTIME = r"""
+$services = @()
+foreach ($s in @(Get-CimInstance -ClassName Win32_Service)) {
+    if (-not $s.PathName) { continue }
+    $exe = $s.PathName.Trim()
+    if ($exe.StartsWith('"')) { $exe = $exe.Substring(1, $exe.IndexOf('"', 1) - 1) }
+    elseif ($exe -match '^(.+?\.exe)') { $exe = $Matches[1] }
+    if ($exe -ne $httpd) { continue }
+    $sid = $null
+    $account = [string]$s.StartName
+    if (-not $account -or $account -eq 'LocalSystem') { $sid = 'S-1-5-18' }
+    else {
+        try {
+            $nt = New-Object Security.Principal.NTAccount $account
+            $sid = $nt.Translate([Security.Principal.SecurityIdentifier]).Value
+        } catch { }
+    }
+    $services += @{ name = $s.Name; state = $s.State; account_sid = $sid }
+}
+$processes = @()
+foreach ($p in @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'httpd.exe'")) {
+    if ($p.ExecutablePath -ne $httpd) { continue }
+    $owner = Invoke-CimMethod -InputObject $p -MethodName GetOwnerSid
+    $processes += @{ pid = [int]$p.ProcessId; owner_sid = $owner.Sid }
+}
+$result = @{ services = $services; processes = $processes }
+"""
+
+
+class HttpdRuntime(PowerShellJsonFact):
+    """
+    How the Apache whose executable is ``httpd`` runs: ``{"services": [...], "processes": [...]}``.
+
+    ``services``: Windows services starting that httpd.exe (``{"name", "state", "account_sid"}``);
+    ``processes``: running httpd.exe of that path (``{"pid", "owner_sid"}``). Apache Lounge usually runs
+    as a service (``httpd -k install``), Laragon as a plain process of the desktop user.
+
+    .. code:: python
+
+        host.get_fact(HttpdRuntime, httpd="C:/Apache24/bin/httpd.exe")
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {"services": [], "processes": []}
+
+    def command(self, httpd: str) -> str:
+        return json_fact_script(ps_assign(httpd=win_path(httpd)) + _HTTPD_RUNTIME)
+
+    def convert(self, value: dict) -> dict:
+        return {"services": value.get("services") or [], "processes": value.get("processes") or []}
+
+
+_CURRENT_USER = r"""
+$id = [Security.Principal.WindowsIdentity]::GetCurrent()
+$principal = New-Object Security.Principal.WindowsPrincipal $id
+$admin = $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)
+$result = @{ name = $id.Name; sid = $id.User.Value; admin = $admin }
+"""
+
+
+class CurrentUser(PowerShellJsonFact):
+    """
+    The account the SSH session runs as: ``{"name": "PC\\\\admin", "sid": "S-1-5-21-...", "admin": bool}``
+    (``admin``: the session holds the Administrators group, i.e. it is elevated).
+
+    .. code:: python
+
+        host.get_fact(CurrentUser)
+    """
+
+    def command(self) -> str:
+        return json_fact_script(_CURRENT_USER)
+
+
+_FILE_ACL = r"""
+$result = $null
+if (Test-Path -LiteralPath $p) {
+    $acl = Get-Acl -LiteralPath $p
+    $rules = $acl.GetAccessRules($true, $true, [Security.Principal.SecurityIdentifier])
+    $sids = @($rules | Where-Object { $_.AccessControlType -eq 'Allow' } |
+        ForEach-Object { $_.IdentityReference.Value } | Sort-Object -Unique)
+    $result = @{ protected = $acl.AreAccessRulesProtected; sids = $sids }
+}
+"""
+
+
+class FileAcl(PowerShellJsonFact):
+    """
+    Who may access a file or folder: ``{"protected": bool, "sids": [sorted SIDs with an Allow rule]}``,
+    or ``None`` when it does not exist. ``protected``: inheritance from the parent is cut.
+
+    .. code:: python
+
+        host.get_fact(FileAcl, path="C:/impots/instance/secrets.json")
+    """
+
+    def command(self, path: str) -> str:
+        return json_fact_script(ps_assign(p=win_path(path)) + _FILE_ACL)
+
+    def convert(self, value: dict) -> dict:
+        return {"protected": bool(value.get("protected")), "sids": sorted(value.get("sids") or [])}
+
+
+_JSON_KEY_DIGESTS = r"""
+$result = $null
+if (Test-Path -LiteralPath $p -PathType Leaf) {
+    $result = @{}
+    $sha = [Security.Cryptography.SHA256]::Create()
+    $data = [IO.File]::ReadAllText($p) | ConvertFrom-Json
+    foreach ($property in $data.PSObject.Properties) {
+        if ($property.Value -is [string] -and $property.Value) {
+            $bytes = $sha.ComputeHash([Text.Encoding]::UTF8.GetBytes($property.Value))
+            $result[$property.Name] = ([BitConverter]::ToString($bytes) -replace '-', '').ToLowerInvariant()
+        }
+    }
+}
+"""
+
+
+class JsonKeyDigests(PowerShellJsonFact):
+    """
+    For a JSON object file (the secrets file): ``{key: SHA256 hex of the value's UTF-8 text}`` for every
+    non-empty string value, or ``None`` when the file is absent. The values never leave the host.
+
+    .. code:: python
+
+        host.get_fact(JsonKeyDigests, path="C:/impots/instance/secrets.json")
+    """
+
+    def command(self, path: str) -> str:
+        return json_fact_script(ps_assign(p=win_path(path)) + _JSON_KEY_DIGESTS)
+
+
+_VENV_HOME = r"""
+$result = $null
+$cfg = Join-Path $venv 'pyvenv.cfg'
+$python = Join-Path $venv 'Scripts\python.exe'
+if ((Test-Path -LiteralPath $python -PathType Leaf) -and (Test-Path -LiteralPath $cfg -PathType Leaf)) {
+    foreach ($line in [IO.File]::ReadAllLines($cfg)) {
+        if ($line -match '^\s*home\s*=\s*(.+?)\s*$') { $result = $Matches[1] }
+    }
+}
+"""
+
+
+class VenvHome(PowerShellJsonFact):
+    """
+    The ``home`` of a virtual environment (the folder of the Python it was made from, read from
+    ``pyvenv.cfg``, forward slashes), or ``None`` when ``Scripts/python.exe`` or ``pyvenv.cfg`` is missing.
+
+    .. code:: python
+
+        host.get_fact(VenvHome, venv="C:/impots/venv")
+    """
+
+    def command(self, venv: str) -> str:
+        return json_fact_script(ps_assign(venv=win_path(venv)) + _VENV_HOME)
+
+    def convert(self, value: str) -> str:
+        return re.sub(r"/+$", "", value.replace("\\", "/"))

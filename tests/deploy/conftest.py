@@ -1,0 +1,151 @@
+"""Fixtures of the end-to-end deploy tests: one real deploy for the whole session, an sshd, a browser.
+
+The session deploy runs first and every other test reuses the converged machine; a test that changes
+the machine (other data, a broken vhost) converges it back to the default data before it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from deploy_harness import (
+    DEFAULT_INVENTORY,
+    REPO,
+    CommandLineSampler,
+    PyinfraRun,
+    SshServer,
+    ca_file,
+    free_port,
+    run_deploy,
+)
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+# Read-only checks of the session deploy first; tests that change the machine (and converge it back) last.
+MODULE_ORDER = (
+    "test_deploy_sites.py",
+    "test_deploy_json_flow.py",
+    "test_deploy_browser.py",
+    "test_deploy_exposure.py",
+    "test_deploy_secrets.py",
+    "test_deploy_idempotence.py",
+    "test_deploy_ssh.py",
+    "test_deploy_bad_input.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put this folder's tests in MODULE_ORDER, in the slots they already occupy among all the items."""
+    here = Path(__file__).parent
+    slots = [i for i, item in enumerate(items) if item.path.parent == here]
+    ours = [items[i] for i in slots]
+
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return MODULE_ORDER.index(name) if name in MODULE_ORDER else len(MODULE_ORDER)
+
+    for slot, item in zip(slots, sorted(ours, key=rank), strict=True):
+        items[slot] = item
+
+
+@dataclass
+class DeployedMachine:
+    """This machine after the session's full deploy through `inventory.py` (@local)."""
+
+    run: PyinfraRun
+    command_lines: CommandLineSampler
+    ca: Path
+
+
+def _preflight() -> None:
+    if os.geteuid() != 0:
+        pytest.fail("tests/deploy run the real deploy and must run as root")
+    missing = [name for name in ("deploy.py", "inventory.py") if not (REPO / name).exists()]
+    if missing:
+        pytest.fail(f"nothing to deploy yet: {', '.join(missing)} missing in {REPO}")
+
+
+@pytest.fixture(scope="session")
+def deployed() -> DeployedMachine:
+    """Run the full deploy once, sampling every command line while it runs."""
+    _preflight()
+    with CommandLineSampler() as sampler:
+        run = run_deploy(DEFAULT_INVENTORY)
+    run.check_ok()
+    assert not run.failed_operations(), f"operations failed: {run.failed_operations()}\n{run.tail()}"
+    ca = ca_file()
+    assert ca.is_file(), f"the deploy did not copy its CA back to {ca}"
+    return DeployedMachine(run, sampler, ca)
+
+
+@pytest.fixture
+def converge_back(deployed: DeployedMachine) -> Iterator[None]:
+    """Converge the machine back to the default data after a test that changed it."""
+    yield
+    run_deploy(DEFAULT_INVENTORY).check_ok()
+
+
+@pytest.fixture
+def https(deployed: DeployedMachine) -> Iterator[requests.Session]:
+    """A requests session that verifies every certificate against the deploy's CA only."""
+    with requests.Session() as session:
+        session.verify = str(deployed.ca)
+        yield session
+
+
+@pytest.fixture(scope="session")
+def ssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    server = SshServer(tmp_path_factory.mktemp("sshd"), free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ssh_inventory(ssh_server: SshServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return ssh_server.write_inventory(tmp_path_factory.mktemp("inventory") / "inventory_ssh.py")
+
+
+@pytest.fixture
+def browser_context(deployed: DeployedMachine, tmp_path: Path):
+    """A headless Chromium whose only trusted CA is the deploy's (an NSS database in its own HOME)."""
+    from playwright.sync_api import sync_playwright
+
+    home = tmp_path / "home"
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    certutil = ["certutil", "-d", f"sql:{nssdb}"]
+    subprocess.run([*certutil, "-N", "--empty-password"], check=True, capture_output=True)
+    subprocess.run(
+        [*certutil, "-A", "-n", "impots-local-ca", "-t", "C,,", "-i", str(deployed.ca)],
+        check=True,
+        capture_output=True,
+    )
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "user-data"),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            env={**os.environ, "HOME": str(home)},
+        )
+        try:
+            yield context
+        finally:
+            context.close()

@@ -1,0 +1,356 @@
+"""Harness for the end-to-end deploy tests and the deploy benchmark.
+
+Runs the real deploy through pyinfra's command line and reads its outcome from pyinfra itself
+(`--json`: per-operation success / no-change / error lists), starts a private sshd on 127.0.0.1 for
+the SSH path, and gives the HTTPS, hashing and process-sampling helpers the tests share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+PYINFRA = REPO / ".venv" / "bin" / "pyinfra"
+DEFAULT_INVENTORY = REPO / "inventory.py"
+LOCAL_HOST = "@local"
+
+# Sites of Contract 3 (default data), with the URL of the JSON entry point of each.
+IMPOTS_SITES = ("flask-impots-withmysql", "flask-impots-withpgres")
+DATE_TIME_SITE = "date-time-server"
+IMPOTS_ALIAS = "/impots"
+PREFIX_URL = "/do"
+
+# Environment variables that would hand secrets to the deploy; the tests let the deploy generate them.
+SECRET_ENV = ("IMPOTS_MYSQL_PASSWORD", "IMPOTS_PGRES_PASSWORD", "IMPOTS_SECRET_KEY", "IMPOTS_SMTP_PASSWORD")
+
+
+def ca_file(host_name: str = LOCAL_HOST) -> Path:
+    """The local CA the deploy copies back to the controller (README: `.artifacts/<host>/impots-ca.pem`)."""
+    return REPO / ".artifacts" / host_name / "impots-ca.pem"
+
+
+@dataclass
+class PyinfraRun:
+    """One pyinfra command line run: exit code, output, and the `--json` report when one was printed."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    report: dict[str, Any] | None = None
+
+    @property
+    def results(self) -> dict[str, Any]:
+        if not self.report or not self.report.get("results"):
+            raise AssertionError(f"pyinfra printed no results (exit {self.returncode}):\n{self.tail()}")
+        return self.report["results"]
+
+    def changed_operations(self) -> list[str]:
+        """Names of the operations that changed something on at least one host."""
+        return [op["name"] for op in self.results["operations"] if op["success"]]
+
+    def failed_operations(self) -> list[str]:
+        return [op["name"] for op in self.results["operations"] if op["error"]]
+
+    def planned_changes(self) -> list[str]:
+        """Operations a `--dry` run says would change something (for sure or conditionally)."""
+        if not self.report:
+            raise AssertionError(f"pyinfra printed no plan (exit {self.returncode}):\n{self.tail()}")
+        return [
+            op["name"]
+            for op in self.report["plan"]
+            if op["hosts_with_change"] or op["hosts_with_conditional_change"]
+        ]
+
+    def tail(self, lines: int = 60) -> str:
+        """The end of pyinfra's log, for assertion messages."""
+        return "\n".join(self.stderr.splitlines()[-lines:])
+
+    def check_ok(self) -> PyinfraRun:
+        if self.returncode != 0:
+            raise AssertionError(f"pyinfra {' '.join(self.args)} exited {self.returncode}:\n{self.tail()}")
+        return self
+
+
+def cli_data_value(value: Any) -> str:
+    """Format a `--data key=value` value so that pyinfra's `parse_cli_arg` gives back `value`."""
+    if isinstance(value, str):
+        # A string that parses as JSON/int/bool would be converted: quote it as a JSON string then.
+        try:
+            json.loads(value)
+        except ValueError:
+            if value.lower() not in ("true", "false"):
+                return value
+        return json.dumps(value)
+    return json.dumps(value)
+
+
+def deploy_env() -> dict[str, str]:
+    """The environment of a deploy run: ours without secret variables, and no colours in the log."""
+    env = {key: value for key, value in os.environ.items() if key not in SECRET_ENV}
+    env["PYINFRA_PROGRESS"] = "off"
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def pyinfra_deploy_command(
+    inventory: Path | str = DEFAULT_INVENTORY,
+    data: Mapping[str, Any] | None = None,
+    dry: bool = False,
+    diff: bool = False,
+    json_output: bool = True,
+) -> list[str]:
+    # `-y` also skips change detection: a dry run needs the detection (it never prompts anyway).
+    args = [str(PYINFRA), "--dry"] if dry else [str(PYINFRA), "-y"]
+    if json_output:
+        args.append("--json")
+    if diff:
+        args.append("--diff")
+    for key, value in (data or {}).items():
+        args += ["--data", f"{key}={cli_data_value(value)}"]
+    args += [str(inventory), "deploy.py"]
+    return args
+
+
+def run_deploy(
+    inventory: Path | str = DEFAULT_INVENTORY,
+    data: Mapping[str, Any] | None = None,
+    dry: bool = False,
+    diff: bool = False,
+    timeout: float = 600,
+    launcher: list[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> PyinfraRun:
+    """Run `pyinfra -y --json INVENTORY deploy.py` (or `--dry`) from the repository and parse its report.
+
+    `launcher` replaces the `pyinfra` executable (the benchmark counts commands through a wrapper).
+    """
+    command = pyinfra_deploy_command(inventory, data, dry=dry, diff=diff)
+    args = [*launcher, *command[1:]] if launcher else command
+    started = time.monotonic()
+    proc = subprocess.run(
+        args,
+        cwd=REPO,
+        env={**deploy_env(), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    seconds = time.monotonic() - started
+    report = None
+    # stdout holds only the JSON document in --json mode; anything else means pyinfra stopped before it.
+    if proc.stdout.strip():
+        try:
+            report = json.loads(proc.stdout)
+        except ValueError:
+            report = None
+    return PyinfraRun(command[1:], proc.returncode, proc.stdout, proc.stderr, seconds, report)
+
+
+# --- the target's state -------------------------------------------------------------------------------
+
+
+def tree_digest(paths: Iterable[Path | str]) -> dict[str, str]:
+    """sha256 of every regular file (and the target of every link) under `paths`, keyed by path."""
+    digests: dict[str, str] = {}
+    for root in map(Path, paths):
+        candidates = [root] if not root.is_dir() or root.is_symlink() else sorted(root.rglob("*"))
+        for path in candidates:
+            if path.is_symlink():
+                digests[str(path)] = "-> " + os.readlink(path)
+            elif path.is_file():
+                digests[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
+
+
+def diff_digests(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    return sorted(path for path in set(before) | set(after) if before.get(path) != after.get(path))
+
+
+# --- command lines seen during a run ------------------------------------------------------------------
+
+
+@dataclass
+class CommandLineSampler:
+    """Samples every process's command line in a background thread (what `ps -eo args` shows)."""
+
+    interval: float = 0.02
+    seen: set[str] = field(default_factory=set)
+    samples: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
+            self.seen.update(out.splitlines()[1:])
+            self.samples += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> CommandLineSampler:
+        self._thread = threading.Thread(target=self._sample, name="ps-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+    def lines_containing(self, secret: str) -> list[str]:
+        return sorted(line for line in self.seen if secret in line)
+
+
+# --- a private sshd on 127.0.0.1 ----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class SshServer:
+    """An sshd of our own: own config, host key and authorised key in `workdir`, run with `-D`."""
+
+    workdir: Path
+    port: int
+    process: subprocess.Popen | None = None
+
+    @property
+    def client_key(self) -> Path:
+        return self.workdir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.workdir / "known_hosts"
+
+    def start(self) -> SshServer:
+        self.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        host_key = self.workdir / "ssh_host_ed25519_key"
+        for key in (host_key, self.client_key):
+            if not key.exists():
+                subprocess.run(
+                    ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+                    check=True,
+                    capture_output=True,
+                )
+        shutil.copyfile(f"{self.client_key}.pub", self.workdir / "authorized_keys")
+        host_public = Path(f"{host_key}.pub").read_text().split()
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {host_public[0]} {host_public[1]}\n")
+        config = self.workdir / "sshd_config"
+        config.write_text(
+            f"Port {self.port}\n"
+            "ListenAddress 127.0.0.1\n"
+            f"HostKey {host_key}\n"
+            f"PidFile {self.workdir / 'sshd.pid'}\n"
+            f"AuthorizedKeysFile {self.workdir / 'authorized_keys'}\n"
+            "PermitRootLogin prohibit-password\n"
+            "PasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\n"
+            "UsePAM no\n"
+            # The temp dir is not in a root-owned chain of folders sshd would accept.
+            "StrictModes no\n"
+            "MaxSessions 50\n"
+            "Subsystem sftp internal-sftp\n"
+        )
+        # sshd refuses to start without its privilege-separation folder (normally made by the init script).
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        log = open(self.workdir / "sshd.log", "wb")  # noqa: SIM115 - kept open for the server's life
+        self.process = subprocess.Popen(
+            ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT
+        )
+        self._wait_listening()
+        return self
+
+    def _wait_listening(self, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process and self.process.poll() is not None:
+                log = (self.workdir / "sshd.log").read_text(errors="replace")
+                raise RuntimeError(f"sshd exited {self.process.returncode}: {log}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    if sock.recv(4).startswith(b"SSH-"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"sshd did not listen on 127.0.0.1:{self.port} within {timeout} s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def host_data(self) -> dict[str, Any]:
+        return {
+            "ssh_port": self.port,
+            "ssh_user": "root",
+            "ssh_key": str(self.client_key),
+            "ssh_known_hosts_file": str(self.known_hosts),
+            "ssh_strict_host_key_checking": "yes",
+        }
+
+    def write_inventory(self, path: Path) -> Path:
+        """An inventory for `127.0.0.1` over this sshd; group data still comes from the repo's group_data/."""
+        path.write_text(f"linux = [({'127.0.0.1'!r}, {self.host_data()!r})]\n")
+        return path
+
+
+# --- what the default data deploys --------------------------------------------------------------------
+
+
+def default_settings(host_name: str = LOCAL_HOST):
+    """The `Settings` the deploy validates for a host with the repository's group data only."""
+    import runpy
+
+    from provisioning.settings import parse_settings
+
+    group_data = REPO / "group_data" / "all.py"
+    data = runpy.run_path(str(group_data)) if group_data.exists() else {}
+    impots_data = {key: value for key, value in data.items() if key.startswith("impots_")}
+    return parse_settings(host_name, impots_data, environ={})
+
+
+def default_paths():
+    from provisioning.settings import app_paths
+
+    return app_paths(default_settings())
+
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def plain(text: str) -> str:
+    """pyinfra's log without colour codes."""
+    return ANSI_ESCAPE.sub("", text)
+
+
+def vhost_files() -> list[Path]:
+    """The Apache configuration files that define a mod_wsgi daemon (the deploy's vhosts), on Debian."""
+    candidates = sorted(Path("/etc/apache2").rglob("*.conf"))
+    return [path for path in candidates if not path.is_symlink() and "WSGIDaemonProcess" in path.read_text()]
+
+
+def target_state_paths() -> list[Path]:
+    """What a deploy changes on this machine, for before/after digests."""
+    return [Path("/etc/apache2"), Path("/etc/hosts"), Path(default_paths().install_root)]

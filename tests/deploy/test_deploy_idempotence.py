@@ -1,0 +1,41 @@
+"""A converged machine: a second run changes nothing, and `--dry --diff` shows a change without making it."""
+
+from __future__ import annotations
+
+import pytest
+from deploy_harness import (
+    DEFAULT_INVENTORY,
+    diff_digests,
+    plain,
+    run_deploy,
+    target_state_paths,
+    tree_digest,
+    vhost_files,
+)
+
+pytestmark = pytest.mark.deploy
+
+
+def test_second_run_changes_nothing(deployed) -> None:
+    run = run_deploy(DEFAULT_INVENTORY).check_ok()
+    assert run.changed_operations() == [], f"a converged machine was changed by:\n{run.tail()}"
+    assert run.results["totals"]["no_change"] > 0
+    assert run.results["totals"]["error"] == 0
+
+
+def test_dry_diff_shows_the_vhost_change_and_changes_nothing(deployed) -> None:
+    vhosts = vhost_files()
+    assert vhosts, "no Apache vhost with WSGIDaemonProcess found under /etc/apache2"
+    before = tree_digest(target_state_paths())
+
+    run = run_deploy(DEFAULT_INVENTORY, data={"impots_daemon_threads": 7}, dry=True, diff=True).check_ok()
+
+    assert diff_digests(before, tree_digest(target_state_paths())) == [], "--dry changed files"
+    log = plain(run.stderr)
+    assert any(f"Will modify {vhost}" in log for vhost in vhosts), f"no vhost diff announced:\n{run.tail()}"
+    added = [line.strip() for line in log.splitlines() if line.strip().startswith("+ ")]
+    assert any("threads=7" in line for line in added), f"the diff does not add threads=7:\n{run.tail()}"
+    removed = [line.strip() for line in log.splitlines() if line.strip().startswith("- ")]
+    assert any("threads=15" in line for line in removed), f"no threads=15 removed:\n{run.tail()}"
+    assert run.planned_changes(), "the --dry plan lists no change"
+    assert run.report["results"] is None

@@ -1,0 +1,34 @@
+"""The same deploy over SSH (our own sshd on 127.0.0.1) to the machine the session deploy converged."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from deploy_harness import IMPOTS_ALIAS, IMPOTS_SITES, PREFIX_URL, ca_file, run_deploy, vhost_files
+
+pytestmark = pytest.mark.deploy
+
+
+def test_converged_machine_over_ssh_changes_nothing(deployed, ssh_inventory) -> None:
+    run = run_deploy(ssh_inventory).check_ok()
+    assert run.results["totals"]["error"] == 0
+    assert run.results["totals"]["no_change"] > 0
+    assert run.changed_operations() == [], f"a converged machine was changed over SSH:\n{run.tail()}"
+    # The CA comes back to the controller under the SSH host's name too, and it is the same CA.
+    assert ca_file("127.0.0.1").read_bytes() == deployed.ca.read_bytes()
+
+
+def test_data_change_is_applied_over_ssh(deployed, ssh_inventory, converge_back) -> None:
+    run = run_deploy(ssh_inventory, data={"impots_daemon_threads": 7}).check_ok()
+    assert run.changed_operations(), f"the thread count change was not applied:\n{run.tail()}"
+    assert run.results["totals"]["error"] == 0
+    vhosts = vhost_files()
+    assert vhosts and all("threads=7" in vhost.read_text() for vhost in vhosts), [str(v) for v in vhosts]
+
+    # Apache took the new configuration and still serves the application.
+    url = f"https://{IMPOTS_SITES[0]}{IMPOTS_ALIAS}{PREFIX_URL}/init-session/json"
+    response = requests.get(url, verify=str(deployed.ca), timeout=30)
+    assert response.status_code == 200, response.text[:300]
+
+    again = run_deploy(ssh_inventory, data={"impots_daemon_threads": 7}).check_ok()
+    assert again.changed_operations() == [], f"the same data over SSH changed again:\n{again.tail()}"

@@ -1,0 +1,243 @@
+"""A whole dry run of a Windows host through the real @winssh connector, its transport replaced by
+canned PowerShell output (win_fakes): every operation of deploy_windows is planned, for Laragon and for
+Apache Lounge, with the commands a bare machine would get."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import pytest
+from pyinfra.api import Config, FileUploadCommand, Inventory, State, StringCommand
+from pyinfra.api.connect import connect_all, disconnect_all
+from pyinfra.api.deploy import add_deploy
+from pyinfra.context import ctx_host, ctx_state
+from ps_lint import lint
+from win_fakes import ADMIN_SID, FakeWindows, apache_lounge_machine, laragon_machine
+
+import provisioning.windows.tls as windows_tls
+from provisioning.connectors.winssh import WinSSHConnector
+from provisioning.settings import load_settings
+from provisioning.windows import facts
+from provisioning.windows.deploy import WindowsDeployError, deploy_windows
+
+LARAGON_OPS = [
+    "Install root",
+    "Install root: Administrators, SYSTEM and Apache only",
+    "Folder C:/impots/releases",
+    "Folder C:/impots/instance",
+    "Folder C:/impots/instance/logs",
+    "Folder C:/impots/www",
+    "Logs writable by Apache",
+    "Virtual environment",
+    "App requirements",
+    "mod_wsgi built for this Apache",
+    "App release",  # + the artifact's short sha
+    "Instance configuration impots.json",
+    "Secrets file (ACL)",
+    "Vhost flask-impots-withmysql",
+    "Vhost flask-impots-withpgres",
+    "Vhost date-time-server",
+    "httpd.conf: mod_wsgi block",
+    "Hosts file block",
+    "Apache: configuration test, then restart",
+    "Apache running",
+]
+LOUNGE_OPS = (
+    LARAGON_OPS[:13]
+    + ["TLS folder", "TLS file C:/impots/tls/server.pem", "TLS file C:/impots/tls/server.key"]
+    + LARAGON_OPS[13:]
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    for name in (
+        "IMPOTS_MYSQL_PASSWORD",
+        "IMPOTS_PGRES_PASSWORD",
+        "IMPOTS_SECRET_KEY",
+        "IMPOTS_SMTP_PASSWORD",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(windows_tls, "ARTIFACTS_DIR", tmp_path / "artifacts")
+
+
+def dry_run(monkeypatch, windows: FakeWindows, data: dict):
+    """Plan deploy_windows for one @winssh host; returns (ops as (name, commands, will change), client)."""
+    clients = []
+
+    def fake_connect(self):
+        self.client = windows.client()
+        clients.append(self.client)
+
+    monkeypatch.setattr(WinSSHConnector, "_connect", fake_connect)
+    inventory = Inventory(([("@winssh/lab-pc", data)], {}))
+    state = State(inventory, Config())
+    connect_all(state)
+    host = inventory.get_host("@winssh/lab-pc")
+    assert host.connector_cls is WinSSHConnector
+    settings = load_settings(host)
+    assert settings.os == "windows"
+    add_deploy(state, deploy_windows, settings)
+    planned = []
+    for op_hash in state.get_op_order():
+        name = list(state.get_op_meta(op_hash).names)[0].removeprefix("impots on Windows | ")
+        op_data = state.get_op_data_for_host(host, op_hash)
+        with ctx_state.use(state), ctx_host.use(host):
+            commands = list(op_data.command_generator())
+        planned.append((name, commands, op_data.operation_meta._maybe_is_change))
+    disconnect_all(state)
+    return planned, clients[0]
+
+
+def names(planned):
+    return [name.split(" 0")[0] if name.startswith("App release") else name for name, _, _ in planned]
+
+
+def scripts(commands):
+    return [c.get_raw_value() for c in commands if isinstance(c, StringCommand)]
+
+
+def test_laragon_full_plan(monkeypatch):
+    windows = laragon_machine()
+    planned, client = dry_run(monkeypatch, windows, {"impots_windows_layout": "laragon"})
+    assert [n if not n.startswith("App release ") else "App release" for n in names(planned)] == LARAGON_OPS
+    # A bare machine: every operation has something to do (the restart is conditional, so it shows
+    # too), except starting Apache: Laragon's is running.
+    assert [name for name, _, change in planned if not change] == ["Apache running"]
+    by_name = {name: commands for name, commands, _ in planned}
+
+    # Every command line was a PowerShell -EncodedCommand, never a POSIX shell.
+    assert client.command_lines
+    assert all(
+        line.startswith("powershell -NoProfile -NonInteractive -EncodedCommand ")
+        for line in client.command_lines
+    )
+    assert not any("sh -c" in script or "sudo" in script for script in windows.seen)
+
+    vhost = by_name["Vhost flask-impots-withmysql"]
+    assert len(vhost) == 1 and isinstance(vhost[0], FileUploadCommand)
+    assert vhost[0].dest == "C:/laragon/etc/apache2/sites-enabled/flask-impots-withmysql.conf"
+    body = vhost[0].src.getvalue().decode()
+    assert 'SSLCertificateFile "C:/laragon/etc/ssl/laragon.crt"' in body
+    assert "\r\n" in body and "\n" not in body.replace("\r\n", "")
+
+    block = by_name["httpd.conf: mod_wsgi block"]
+    text = block[0].src.getvalue().decode()
+    assert text.startswith('Define ROOT "C:/laragon/www"\r\n') and "LoadModule wsgi_module" in text
+    # Laragon already listens on 443 (its httpd-ssl.conf): no second Listen.
+    assert "Listen 443" not in text
+    assert block[0].dest == "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17/conf/httpd.conf.impots-new"
+
+    restart = scripts(by_name["Apache: configuration test, then restart"])[0]
+    assert "Win32_Process -MethodName Create" in restart and "Restart-Service" not in restart
+    mod_wsgi = scripts(by_name["mod_wsgi built for this Apache"])[0]
+    assert "$apache = 'C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17'" in mod_wsgi
+    acl = scripts(by_name["Install root: Administrators, SYSTEM and Apache only"])[0]
+    assert f"*{ADMIN_SID}:(OI)(CI)RX" in acl
+    venv = scripts(by_name["Virtual environment"])[0]
+    assert "$python = 'C:\\Program Files\\Python311\\python.exe'" in venv
+
+    secrets = by_name["Secrets file (ACL)"]
+    assert json.loads(secrets[0].src.getvalue()) == {}  # nothing given: everything generated on the host
+    assert "$generate = @('secret_key', 'mysql_password', 'pgres_password')" in secrets[1].get_raw_value()
+
+
+def test_apache_lounge_full_plan(monkeypatch):
+    windows = apache_lounge_machine()
+    planned, _ = dry_run(monkeypatch, windows, {"impots_windows_layout": "apache-lounge"})
+    assert [n if not n.startswith("App release ") else "App release" for n in names(planned)] == LOUNGE_OPS
+    by_name = {name: commands for name, commands, _ in planned}
+    assert by_name["Vhost date-time-server"][0].dest == "C:/Apache24/conf/extra/impots-date-time-server.conf"
+    text = by_name["httpd.conf: mod_wsgi block"][0].src.getvalue().decode()
+    assert 'Include "C:/Apache24/conf/extra/impots-flask-impots-withmysql.conf"\r\n' in text
+    assert "Listen 127.0.0.1:443\r\n" in text  # Apache Lounge's httpd.conf has no active SSL
+    restart = scripts(by_name["Apache: configuration test, then restart"])[0]
+    assert restart.endswith("$service = 'Apache2.4'\nRestart-Service -Name $service")
+    # Service as LocalSystem: SYSTEM reads, no extra account in the ACLs.
+    acl = scripts(by_name["Install root: Administrators, SYSTEM and Apache only"])[0]
+    assert "$grants = @('*S-1-5-18:(OI)(CI)F', '*S-1-5-32-544:(OI)(CI)F')" in acl
+    uploads = by_name["TLS file C:/impots/tls/server.pem"]
+    assert uploads[0].src.endswith("windows-tls/server.pem")
+
+
+def test_second_run_on_converged_laragon_is_clean(monkeypatch):
+    """With the facts a converged machine reports, every operation is a no-op and Apache is not restarted."""
+    windows = laragon_machine()
+    first, _ = dry_run(monkeypatch, windows, {"impots_windows_layout": "laragon"})
+    converge(windows, first)
+    windows.unknown_facts.clear()
+    second, _ = dry_run(monkeypatch, windows, {"impots_windows_layout": "laragon"})
+    changing = [name for name, commands, change in second if change]
+    # The restart is planned as "may change" (its _if is evaluated at execution time, when every
+    # operation it depends on reported no change, so it does not run).
+    assert changing == ["Apache: configuration test, then restart"]
+    assert windows.unknown_facts == []
+
+
+def assigned(script: str, variable: str) -> str:
+    match = re.search(rf"^\${variable} = '(.*)'$", script, re.MULTILINE)
+    assert match, variable
+    return match.group(1).replace("''", "'")
+
+
+def converge(windows: FakeWindows, planned) -> None:
+    """Teach the fake machine what the planned uploads and scripts leave behind."""
+    for name, commands, _ in planned:
+        for command in commands:
+            if isinstance(command, FileUploadCommand):
+                data = (
+                    command.src.getvalue()
+                    if hasattr(command.src, "getvalue")
+                    else open(command.src, "rb").read()
+                )
+                if command.dest.endswith(".impots-new") and "secrets" not in command.dest:
+                    windows.fact(facts.FileText, data.decode(), path=command.dest[: -len(".impots-new")])
+                elif not command.dest.endswith((".impots-new", ".tar.gz", "impots-requirements.txt")):
+                    windows.fact(facts.FileHash, hashlib.sha256(data).hexdigest(), path=command.dest)
+                continue
+            script = command.get_raw_value()
+            if "[IO.Directory]::CreateDirectory($p)" in script:
+                windows.fact(facts.Directory, True, path=assigned(script, "p").replace("\\", "/"))
+            if "icacls.exe $p" in script:
+                sids = sorted({grant[1:].split(":")[0] for grant in re.findall(r"'(\*S-[^']+)'", script)})
+                windows.fact(
+                    facts.FileAcl,
+                    {"protected": True, "sids": sids},
+                    path=assigned(script, "p").replace("\\", "/"),
+                )
+            if "-m venv $venv" in script:
+                windows.fact(facts.VenvHome, "C:\\Program Files\\Python311", venv="C:/impots/venv")
+            if "$digest = " in script:
+                windows.fact(
+                    facts.FileText,
+                    assigned(script, "digest"),
+                    path=assigned(script, "stamp").replace("\\", "/"),
+                )
+            if "$wanted = " in script:
+                windows.fact(
+                    facts.FileText,
+                    assigned(script, "wanted"),
+                    path=assigned(script, "stamp").replace("\\", "/"),
+                )
+            if "New-Item -ItemType Junction -Path $app" in script:
+                release = assigned(script, "release")
+                windows.fact(facts.LinkTarget, {"type": "Junction", "target": release}, path="C:/impots/app")
+            if "$generate = " in script:
+                target = assigned(script, "target").replace("\\", "/")
+                keys = re.findall(r"'([a-z_]+)'", script.split("$generate = ")[1].split("\n")[0])
+                windows.fact(facts.JsonKeyDigests, {key: "0" * 64 for key in keys}, path=target)
+                windows.fact(
+                    facts.FileAcl,
+                    {"protected": True, "sids": sorted(["S-1-5-18", "S-1-5-32-544", ADMIN_SID])},
+                    path=target,
+                )
+
+
+def test_every_script_sent_or_planned_is_plausible_powershell(monkeypatch):
+    for windows, layout in ((laragon_machine(), "laragon"), (apache_lounge_machine(), "apache-lounge")):
+        planned, client = dry_run(monkeypatch, windows, {"impots_windows_layout": layout})
+        for script in windows.seen + [s for _, commands, _ in planned for s in scripts(commands)]:
+            assert lint(script) == [], script
+        assert all(len(line) <= 8191 for line in client.command_lines)

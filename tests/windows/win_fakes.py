@@ -1,0 +1,207 @@
+"""A fake Windows host behind the real ``@winssh`` connector: its SSH transport (paramiko client) is
+replaced by one that decodes each ``powershell -EncodedCommand`` command line and answers canned
+PowerShell output, so pyinfra's whole fact/operation machinery runs unchanged on Linux."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass, field
+
+from provisioning.windows import facts
+from provisioning.windows.powershell import STDIN_LOADER, WRAPPER_HEAD, WRAPPER_TAIL, decode_command
+
+COMMAND_LINE = re.compile(r"^powershell -NoProfile -NonInteractive -EncodedCommand ([A-Za-z0-9+/=]+)$")
+
+
+def unwrap(script: str) -> str:
+    """The script as the operation/fact wrote it (the connector's wrapper removed)."""
+    assert script.startswith(WRAPPER_HEAD) and script.endswith(WRAPPER_TAIL), script[:200]
+    return script[len(WRAPPER_HEAD) : -len(WRAPPER_TAIL)]
+
+
+@dataclass
+class Answer:
+    stdout: str = ""
+    stderr: str = ""
+    status: int = 0
+
+
+@dataclass
+class FakeWindows:
+    """Canned answers keyed by the exact (unwrapped) script; records every script it is sent."""
+
+    answers: dict[str, Answer] = field(default_factory=dict)
+    seen: list[str] = field(default_factory=list)
+    unknown_facts: list[str] = field(default_factory=list)
+
+    def fact(self, fact_cls, value, **kwargs) -> None:
+        """Answer ``fact_cls(**kwargs)`` with ``value`` as ConvertTo-Json -Compress prints it."""
+        script = fact_cls().command(**kwargs)
+        self.answers[script] = Answer(json.dumps(value, separators=(",", ":")) + "\r\n")
+
+    def answer(self, script: str) -> Answer:
+        self.seen.append(script)
+        if script in self.answers:
+            return self.answers[script]
+        if "ConvertTo-Json -InputObject" in script:
+            # A fact nobody canned: what a bare machine says (no such file/folder).
+            self.unknown_facts.append(script)
+            return Answer("null\r\n")
+        return Answer()
+
+    def client(self) -> FakeClient:
+        return FakeClient(self)
+
+
+class FakeStdin:
+    def __init__(self):
+        self.data = b""
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeChannel:
+    def __init__(self, stream: FakeStream):
+        self.stream = stream
+
+    def recv_exit_status(self) -> int:
+        return self.stream.result().status
+
+
+class FakeStream:
+    """stdout or stderr of one command; the answer is computed once stdin is closed."""
+
+    def __init__(self, command: FakeCommand, name: str):
+        self.command = command
+        self.name = name
+        self.channel = FakeChannel(self)
+
+    def result(self) -> Answer:
+        return self.command.result()
+
+    def __iter__(self):
+        text = getattr(self.result(), self.name)
+        return iter(text.splitlines(keepends=True))
+
+
+class FakeCommand:
+    def __init__(self, windows: FakeWindows, command_line: str):
+        self.windows = windows
+        self.command_line = command_line
+        self.stdin = FakeStdin()
+        self._result: Answer | None = None
+
+    def result(self) -> Answer:
+        if self._result is None:
+            match = COMMAND_LINE.match(self.command_line)
+            assert match, f"not a PowerShell command line: {self.command_line[:120]!r}"
+            script = decode_command(match.group(1))
+            if script.startswith(WRAPPER_HEAD) and STDIN_LOADER in script:
+                script = base64.b64decode(self.stdin.data.strip()).decode("utf-8")
+            self._result = self.windows.answer(unwrap(script))
+        return self._result
+
+
+class FakeClient:
+    """Stands in for paramiko's SSHClient inside the connector."""
+
+    def __init__(self, windows: FakeWindows):
+        self.windows = windows
+        self.command_lines: list[str] = []
+
+    def exec_command(self, command_line: str, get_pty: bool = False):
+        self.command_lines.append(command_line)
+        command = FakeCommand(self.windows, command_line)
+        return command.stdin, FakeStream(command, "stdout"), FakeStream(command, "stderr")
+
+    def get_transport(self):
+        raise AssertionError("no file transfer in a dry run")
+
+    def close(self) -> None:
+        pass
+
+
+# --- canned machines --------------------------------------------------------------------------------
+
+ADMIN_SID = "S-1-5-21-1111-2222-3333-1001"
+PYTHON = {
+    "executable": "C:\\Program Files\\Python311\\python.exe",
+    "version": "3.11.9",
+    "bits": 64,
+    "base_prefix": "C:\\Program Files\\Python311",
+}
+MSVC = {
+    "vswhere": True,
+    "installations": ["C:\\Program Files (x86)\\Microsoft Visual Studio\\2022\\BuildTools"],
+}
+LARAGON_APACHE = "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17"
+LARAGON_HTTPD_CONF = (
+    'Define ROOT "C:/laragon/www"\r\nServerRoot "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17"\r\n'
+    "Listen 80\r\nLoadModule ssl_module modules/mod_ssl.so\r\n"
+    'IncludeOptional "C:/laragon/etc/apache2/sites-enabled/*.conf"\r\n'
+    'Include "C:/laragon/etc/apache2/httpd-ssl.conf"\r\n'
+)
+LOUNGE_HTTPD_CONF = (
+    'Define SRVROOT "c:/Apache24"\r\nServerRoot "${SRVROOT}"\r\nListen 80\r\n'
+    "#LoadModule ssl_module modules/mod_ssl.so\r\n#Include conf/extra/httpd-ssl.conf\r\n"
+)
+HOSTS = "# Copyright (c) 1993-2009 Microsoft Corp.\r\n#\r\n# localhost name resolution is handled within DNS itself.\r\n"
+
+
+def apache(root: str, bits: int = 64, include: bool = True) -> dict:
+    return {
+        "root": root.replace("/", "\\"),
+        "version": "2.4.62",
+        "architecture": bits,
+        "machine": 0x8664 if bits == 64 else 0x14C,
+        "has_include": include,
+        "has_lib": True,
+    }
+
+
+def laragon_machine(python: dict = PYTHON, apache_bits: int = 64, msvc: dict = MSVC) -> FakeWindows:
+    """A bare Laragon machine: Laragon running its Apache as a process, nothing of ours yet."""
+    windows = FakeWindows()
+    httpd = f"{LARAGON_APACHE}/bin/httpd.exe"
+    windows.fact(
+        facts.LaragonApache,
+        {"versions": ["httpd-2.4.62-240904-win64-VS17", "httpd-2.4.54-win64-VS16"], "selected": None},
+        laragon_root="C:/laragon",
+    )
+    windows.fact(facts.ApacheInstallation, apache(LARAGON_APACHE, apache_bits), root=LARAGON_APACHE)
+    windows.fact(facts.PythonInstallations, [python] if python else [], path=None)
+    windows.fact(facts.MsvcBuildTools, msvc)
+    windows.fact(facts.FileText, LARAGON_HTTPD_CONF, path=f"{LARAGON_APACHE}/conf/httpd.conf")
+    windows.fact(facts.FileText, HOSTS, path="C:/Windows/System32/drivers/etc/hosts")
+    windows.fact(
+        facts.HttpdRuntime,
+        {"services": [], "processes": [{"pid": 5120, "owner_sid": ADMIN_SID}]},
+        httpd=httpd,
+    )
+    windows.fact(facts.CurrentUser, {"name": "LAB-PC\\prof", "sid": ADMIN_SID, "admin": True})
+    windows.fact(facts.Directory, False, path="C:/impots")
+    return windows
+
+
+def apache_lounge_machine() -> FakeWindows:
+    """A bare Apache Lounge machine: C:/Apache24 installed as the Apache2.4 service (LocalSystem)."""
+    windows = FakeWindows()
+    windows.fact(facts.ApacheInstallation, apache("C:/Apache24"), root="C:/Apache24")
+    windows.fact(facts.PythonInstallations, [PYTHON], path=None)
+    windows.fact(facts.MsvcBuildTools, MSVC)
+    windows.fact(facts.FileText, LOUNGE_HTTPD_CONF, path="C:/Apache24/conf/httpd.conf")
+    windows.fact(facts.FileText, HOSTS, path="C:/Windows/System32/drivers/etc/hosts")
+    windows.fact(
+        facts.HttpdRuntime,
+        {"services": [{"name": "Apache2.4", "state": "Running", "account_sid": "S-1-5-18"}], "processes": []},
+        httpd="C:/Apache24/bin/httpd.exe",
+    )
+    windows.fact(facts.CurrentUser, {"name": "LAB-PC\\prof", "sid": ADMIN_SID, "admin": True})
+    return windows
