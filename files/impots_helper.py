@@ -17,6 +17,7 @@ import grp
 import hashlib
 import json
 import os
+import pwd
 import secrets
 import shlex
 import shutil
@@ -54,9 +55,18 @@ def required_secret(path: str, key: str) -> str:
 
 
 def secrets_status(args: argparse.Namespace) -> None:
-    """Key -> sha256 of each value: enough to compare with wanted values, useless to an onlooker."""
+    """Key -> sha256 of each value (enough to compare with wanted values, useless to an onlooker),
+    and the file's owner, group and mode."""
     values = read_secrets(args.file)
-    print(json.dumps({k: hashlib.sha256(str(v).encode()).hexdigest() for k, v in sorted(values.items())}))
+    status: dict = {"values": {k: hashlib.sha256(str(v).encode()).hexdigest() for k, v in sorted(values.items())}}
+    if os.path.exists(args.file):
+        info = os.stat(args.file)
+        status.update(
+            user=pwd.getpwuid(info.st_uid).pw_name,
+            group=grp.getgrgid(info.st_gid).gr_name,
+            mode=format(info.st_mode & 0o7777, "o"),
+        )
+    print(json.dumps(status))
 
 
 def secrets_merge(args: argparse.Namespace) -> None:
@@ -114,7 +124,7 @@ def mysql_password_works(user: str, password: str) -> bool:
     return result.returncode == 0
 
 
-def mysql_state(args: argparse.Namespace) -> None:
+def mysql_state_of(args: argparse.Namespace) -> dict:
     db, user = sql_string(args.database), sql_string(args.user)
     grantees = ", ".join(sql_string(f"'{args.user}'@'{host}'") for host in MYSQL_HOSTS)
     hosts = ", ".join(sql_string(h) for h in MYSQL_HOSTS)
@@ -132,7 +142,7 @@ def mysql_state(args: argparse.Namespace) -> None:
         "grants": grants == len(MYSQL_HOSTS),
         "password": bool(password) and users > 0 and mysql_password_works(args.user, password),
     }
-    print(json.dumps(state))
+    return state
 
 
 def mysql_ensure(args: argparse.Namespace) -> None:
@@ -192,11 +202,32 @@ def pg_current(database: str, user: str) -> tuple[bool, bool, bool]:
     return role, db, owner
 
 
-def pg_state(args: argparse.Namespace) -> None:
+def pg_state_of(args: argparse.Namespace) -> dict:
     role, database, owner = pg_current(args.database, args.user)
     password = read_secrets(args.secrets).get("pgres_password")
     works = bool(password) and role and pg_password_works(args.user, password)
-    print(json.dumps({"user": role, "database": database, "owner": owner, "password": works}))
+    return {"user": role, "database": database, "owner": owner, "password": works}
+
+
+def seed_status(venv: str, app: str, dbms: str) -> int:
+    """Exit code of the app's ``python -m impots.db.seed <dbms> --check`` (127: no app or venv yet)."""
+    python = os.path.join(venv, "bin", "python")
+    if not os.access(python, os.X_OK) or not os.path.isdir(os.path.join(app, "impots")):
+        return 127
+    command = [python, "-m", "impots.db.seed", dbms, "--check"]
+    return subprocess.run(command, cwd=app, capture_output=True, check=False).returncode
+
+
+def db_state(args: argparse.Namespace) -> None:
+    """Everything the database operations need, in one call (one round trip for the deploy)."""
+    state: dict = {"seed": {}}
+    for dbms in filter(None, args.dbms.split(",")):
+        try:
+            state[dbms] = mysql_state_of(args) if dbms == "mysql" else pg_state_of(args)
+        except SystemExit:  # the DBMS is not reachable yet: everything is to be done
+            state[dbms] = {}
+        state["seed"][dbms] = seed_status(args.venv, args.app, dbms)
+    print(json.dumps(state))
 
 
 def pg_ensure(args: argparse.Namespace) -> None:
@@ -356,12 +387,15 @@ def main() -> None:
     command.add_argument("--generate", default="", help="comma-separated keys to generate when absent")
     command.set_defaults(run=secrets_merge)
 
-    for name, run in (("mysql-state", mysql_state), ("mysql-ensure", mysql_ensure),
-                      ("pg-state", pg_state), ("pg-ensure", pg_ensure)):  # fmt: skip
+    for name, run in (("db-state", db_state), ("mysql-ensure", mysql_ensure), ("pg-ensure", pg_ensure)):
         command = commands.add_parser(name)
         command.add_argument("secrets")
         command.add_argument("database")
         command.add_argument("user")
+        if name == "db-state":
+            command.add_argument("--dbms", required=True, help="comma-separated: mysql,pgres")
+            command.add_argument("--venv", required=True)
+            command.add_argument("--app", required=True)
         command.set_defaults(run=run)
 
     for name, run in (("apache-snapshot", apache_snapshot), ("apache-restore", apache_restore)):

@@ -1,17 +1,19 @@
 """Facts about a Linux target, each one shell command and a pure ``process``.
 
 Every fact exits 0 and degrades to "absent" on a fresh host (no helper, no venv, no service yet), so
-``--dry`` plans a change instead of crashing.
+``--dry`` plans a change instead of crashing. Facts cover a whole area (all folders, all services,
+all Apache files) in one round trip: over SSH each command costs a shell start on the target, and a
+no-change run must stay within a few seconds.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+from typing import Any
 
+from pyinfra import host, state
 from pyinfra.api import FactBase
-
-HELPER_PATH_SUFFIX = "/bin/impots-helper.py"
 
 
 def _q(value: str) -> str:
@@ -27,17 +29,76 @@ def _parse_key_values(output: list[str]) -> dict[str, str]:
     return values
 
 
-class InitSystem(FactBase[str]):
+_CACHE: dict[tuple, tuple[int, Any]] = {}
+
+
+def _commands_run() -> int:
+    """How many commands this host has run so far in this pyinfra state."""
+    ops = getattr(state, "ops", None)
+    if not isinstance(ops, dict) or host not in ops:
+        return -1
+    return sum(len(data.operation_meta._commands or []) for data in ops[host].values())
+
+
+def cached_fact(fact_cls: type[FactBase], **kwargs: Any) -> Any:
+    """``host.get_fact`` remembered until the host runs its next command.
+
+    pyinfra 3 has no fact cache: several operations reading the same fact cost one round trip each.
+    A value is reused only while nothing ran on the host since it was read, so it is never stale.
     """
-    Returns ``systemd`` when systemd is PID 1 (``/run/systemd/system`` exists), else ``sysvinit``.
-    A ``systemctl`` binary alone proves nothing: containers ship it without running systemd.
+    generation = _commands_run()
+    if generation < 0:
+        return host.get_fact(fact_cls, **kwargs)
+    key = (id(state), host.name, fact_cls, json.dumps(kwargs, sort_keys=True, default=str))
+    cached = _CACHE.get(key)
+    if cached and cached[0] == generation:
+        return cached[1]
+    value = host.get_fact(fact_cls, **kwargs)
+    _CACHE[key] = (generation, value)
+    return value
+
+
+class TargetPlatform(FactBase[dict]):
     """
+    Returns ``{"release_meta": <key/values of /etc/os-release>, "init": "systemd" | "sysvinit"}``.
+    systemd only when it is PID 1 (``/run/systemd/system`` exists): containers ship ``systemctl``
+    without running systemd.
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {"release_meta": {}, "init": "sysvinit"}
 
     def command(self) -> str:
-        return "test -d /run/systemd/system && echo systemd || echo sysvinit"
+        return (
+            "cat /etc/os-release 2>/dev/null; if test -d /run/systemd/system; "
+            "then echo IMPOTS_INIT=systemd; else echo IMPOTS_INIT=sysvinit; fi"
+        )
 
-    def process(self, output: list[str]) -> str:
-        return output[0].strip()
+    def process(self, output: list[str]) -> dict:
+        values = {key: value.strip("\"'") for key, value in _parse_key_values(output).items()}
+        init = values.pop("IMPOTS_INIT", "sysvinit")
+        return {"release_meta": values, "init": init}
+
+
+class BindError(FactBase[str]):
+    """
+    Returns why the target cannot bind ``address`` (e.g. ``Cannot assign requested address``), or
+    ``None`` when it can or when python3 is not installed yet (a fresh host).
+    """
+
+    def command(self, address: str) -> str:
+        family = "AF_INET6" if ":" in address else "AF_INET"
+        script = (
+            "import socket, sys\n"
+            f"s = socket.socket(socket.{family})\n"
+            "try:\n    s.bind((sys.argv[1], 0))\n"
+            "except OSError as e:\n    print(e.strerror)\n"
+        )
+        return f"if command -v python3 >/dev/null; then python3 -c {_q(script)} {_q(address)}; fi"
+
+    def process(self, output: list[str]) -> str | None:
+        return "\n".join(output).strip() or None
 
 
 class MissingPackages(FactBase[list]):
@@ -61,31 +122,99 @@ class MissingPackages(FactBase[list]):
         return [line.strip() for line in output if line.strip()]
 
 
-class ServiceState(FactBase[dict]):
+def _service_checks(init: str, service: str) -> tuple[str, str]:
+    s = _q(service)
+    if init == "systemd":
+        return f"systemctl is-active --quiet {s}", f"systemctl is-enabled --quiet {s} 2>/dev/null"
+    return f"service {s} status >/dev/null 2>&1", f"ls /etc/rc[2345].d/S*{s} >/dev/null 2>&1"
+
+
+def _service_state_command(init: str, service: str, label: str | None = None) -> str:
+    running, enabled = _service_checks(init, service)
+    label = label or service
+    return (
+        f"if {running}; then echo {label}.running=1; else echo {label}.running=0; fi; "
+        f"if {enabled}; then echo {label}.enabled=1; else echo {label}.enabled=0; fi"
+    )
+
+
+def _parse_services(output: list[str]) -> dict[str, dict[str, bool]]:
+    services: dict[str, dict[str, bool]] = {}
+    for key, value in _parse_key_values(output).items():
+        service, _, field = key.rpartition(".")
+        services.setdefault(service, {"running": False, "enabled": False})[field] = value == "1"
+    return services
+
+
+class ServicesState(FactBase[dict]):
     """
-    Returns ``{"running": bool, "enabled": bool}`` for a service under the given init system.
+    Returns ``{service: {"running": bool, "enabled": bool}}`` under the given init system.
     """
 
     @staticmethod
     def default() -> dict:
-        return {"running": False, "enabled": False}
+        return {}
 
-    def command(self, init: str, service: str) -> str:
-        s = _q(service)
-        if init == "systemd":
-            running = f"systemctl is-active --quiet {s}"
-            enabled = f"systemctl is-enabled --quiet {s} 2>/dev/null"
-        else:
-            running = f"service {s} status >/dev/null 2>&1"
-            enabled = f"ls /etc/rc[2345].d/S*{s} >/dev/null 2>&1"
+    def command(self, init: str, services: list[str]) -> str:
+        return "; ".join(_service_state_command(init, s) for s in services)
+
+    def process(self, output: list[str]) -> dict:
+        return _parse_services(output)
+
+
+class ApacheState(FactBase[dict]):
+    """
+    Returns ``{"running", "enabled", "changed"}`` for Apache: ``changed`` lists paths (searched
+    recursively, links not followed) modified after ``stamp``, or ``["<no stamp>"]`` without a stamp.
+    How the deploy knows Apache must reload, even after an interrupted run.
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {"running": False, "enabled": False, "changed": ["<no fact>"]}
+
+    def command(self, init: str, service: str, stamp: str, paths: list[str]) -> str:
+        quoted = " ".join(_q(p) for p in paths)
         return (
-            f"if {running}; then echo running=1; else echo running=0; fi; "
-            f"if {enabled}; then echo enabled=1; else echo enabled=0; fi"
+            f"{_service_state_command(init, service, label='apache')}; "
+            f"if test -e {_q(stamp)}; then find {quoted} -newer {_q(stamp)} -print 2>/dev/null "
+            "| head -5 | sed 's/^/changed=/'; else echo 'changed=<no stamp>'; fi; true"
         )
 
     def process(self, output: list[str]) -> dict:
-        values = _parse_key_values(output)
-        return {"running": values.get("running") == "1", "enabled": values.get("enabled") == "1"}
+        apache = _parse_services(output).get("apache", {"running": False, "enabled": False})
+        changed = [line.partition("=")[2] for line in output if line.startswith("changed=")]
+        return {**apache, "changed": changed}
+
+
+class PathsState(FactBase[dict]):
+    """
+    Returns ``{path: {"type", "user", "group", "mode", "sha256"}}`` for the paths that exist
+    (``mode`` as octal digits, e.g. ``"640"``; ``sha256`` for regular files when ``hashes``).
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {}
+
+    def command(self, paths: list[str], hashes: bool = True) -> str:
+        quoted = " ".join(_q(p) for p in paths)
+        command = f"stat --printf 'stat\\t%n\\t%F\\t%U\\t%G\\t%a\\n' {quoted} 2>/dev/null; "
+        if hashes:
+            command += f"sha256sum {quoted} 2>/dev/null; "
+        return command + "true"
+
+    def process(self, output: list[str]) -> dict:
+        paths: dict[str, dict] = {}
+        for line in output:
+            if line.startswith("stat\t"):
+                _, path, kind, user, group, mode = line.split("\t")
+                paths.setdefault(path, {})
+                paths[path].update(type=kind, user=user, group=group, mode=mode)
+            elif line.strip():
+                digest, _, path = line.partition("  ")
+                paths.setdefault(path, {})["sha256"] = digest
+        return paths
 
 
 class SymlinkTarget(FactBase[str]):
@@ -98,6 +227,24 @@ class SymlinkTarget(FactBase[str]):
 
     def process(self, output: list[str]) -> str | None:
         return output[0].strip() or None
+
+
+class ApacheEnabledItems(FactBase[list]):
+    """
+    Returns the entries of Debian's ``mods-enabled``, ``sites-enabled`` and ``conf-enabled``
+    folders, e.g. ``["mods-enabled/ssl.load", "sites-enabled/000-default.conf"]``.
+    """
+
+    @staticmethod
+    def default() -> list:
+        return []
+
+    def command(self, config_root: str = "/etc/apache2") -> str:
+        folders = "mods-enabled/* sites-enabled/* conf-enabled/*"
+        return f"cd {_q(config_root)} 2>/dev/null && ls -1d {folders} 2>/dev/null; true"
+
+    def process(self, output: list[str]) -> list:
+        return sorted(line.strip() for line in output if line.strip())
 
 
 class VenvState(FactBase[dict]):
@@ -146,62 +293,25 @@ class HelperJson(FactBase[dict]):
 
     def command(self, helper: str, arguments: list[str]) -> str:
         args = " ".join(_q(a) for a in arguments)
-        return (
-            f"if test -f {_q(helper)} && command -v python3 >/dev/null; then python3 {_q(helper)} {args}; fi"
-        )
+        run = f"python3 {_q(helper)} {args}"
+        return f"if test -f {_q(helper)} && command -v python3 >/dev/null; then {run}; fi"
 
     def process(self, output: list[str]) -> dict | None:
         text = "\n".join(output).strip()
         return json.loads(text) if text else None
 
 
-class BindError(FactBase[str]):
-    """
-    Returns why the target cannot bind ``address`` (e.g. ``Cannot assign requested address``), or
-    ``None`` when it can or when python3 is not installed yet (a fresh host).
-    """
-
-    def command(self, address: str) -> str:
-        family = "AF_INET6" if ":" in address else "AF_INET"
-        script = (
-            "import socket, sys\n"
-            f"s = socket.socket(socket.{family})\n"
-            "try:\n    s.bind((sys.argv[1], 0))\n"
-            "except OSError as e:\n    print(e.strerror)\n"
-        )
-        return f"if command -v python3 >/dev/null; then python3 -c {_q(script)} {_q(address)}; fi"
-
-    def process(self, output: list[str]) -> str | None:
-        return "\n".join(output).strip() or None
-
-
-class SeedStatus(FactBase[int]):
-    """
-    Returns the exit code of ``python -m impots.db.seed <dbms> --check`` run in the app folder:
-    0 = up to date, 3 = changes to make, 2 = cannot connect; 127 when the app or venv is missing.
-    """
-
-    def command(self, venv: str, app: str, dbms: str) -> str:
-        return (
-            f"if test -x {_q(venv)}/bin/python && test -d {_q(app)}/impots; then "
-            f"cd {_q(app)} && {_q(venv)}/bin/python -m impots.db.seed {_q(dbms)} --check >/dev/null 2>&1; "
-            'echo "status=$?"; else echo status=127; fi'
-        )
-
-    def process(self, output: list[str]) -> int:
-        return int(_parse_key_values(output).get("status", "127"))
-
-
 class TlsState(FactBase[dict]):
     """
     Returns the state of the local CA and server certificate in ``directory``: ``ca`` (CA present and
     valid for 30 more days), ``server_sans`` (sorted DNS names of the server certificate),
-    ``server_ok`` (present, signed by the CA, valid for 30 more days).
+    ``server_ok`` (present, signed by the CA, valid for 30 more days) and ``ca_pem`` (the CA
+    certificate's lines, public, fetched back to the controller).
     """
 
     @staticmethod
     def default() -> dict:
-        return {"ca": False, "server_sans": [], "server_ok": False}
+        return {"ca": False, "server_sans": [], "server_ok": False, "ca_pem": []}
 
     def command(self, directory: str) -> str:
         d = _q(directory)
@@ -214,39 +324,21 @@ class TlsState(FactBase[dict]):
             f"&& openssl verify -CAfile {d}/ca.pem {d}/server.pem >/dev/null 2>&1; "
             "then echo server_ok=1; fi; "
             f"openssl x509 -noout -ext subjectAltName -in {d}/server.pem 2>/dev/null "
-            "| tr ',' '\\n' | sed -n 's/^ *DNS:/san=/p'; true"
+            "| tr ',' '\\n' | sed -n 's/^ *DNS:/san=/p'; "
+            f"sed 's/^/pem=/' {d}/ca.pem 2>/dev/null; true"
         )
 
     def process(self, output: list[str]) -> dict:
         state = self.default()
         for line in output:
-            key, _, value = line.strip().partition("=")
+            key, _, value = line.partition("=")
             if key == "ca":
                 state["ca"] = True
             elif key == "server_ok":
                 state["server_ok"] = True
             elif key == "san":
-                state["server_sans"].append(value)
+                state["server_sans"].append(value.strip())
+            elif key == "pem":
+                state["ca_pem"].append(value)
         state["server_sans"].sort()
         return state
-
-
-class PathsNewerThan(FactBase[list]):
-    """
-    Returns the paths (searched recursively, links not followed) modified after ``stamp``; ``["<no stamp>"]``
-    when the stamp does not exist. How the deploy knows Apache must reload, even after an interrupted run.
-    """
-
-    @staticmethod
-    def default() -> list:
-        return []
-
-    def command(self, stamp: str, paths: list[str]) -> str:
-        quoted = " ".join(_q(p) for p in paths)
-        return (
-            f"if test -e {_q(stamp)}; then find {quoted} -newer {_q(stamp)} -print 2>/dev/null | head -5; "
-            "else echo '<no stamp>'; fi; true"
-        )
-
-    def process(self, output: list[str]) -> list:
-        return [line for line in output if line.strip()]

@@ -212,6 +212,14 @@ def resolve_target(settings: Settings) -> WindowsTarget:
     python, python_problem = choose_python(settings, found, apache["bits"] if apache else None)
     msvc = host.get_fact(facts.MsvcBuildTools)
     problems = check_prerequisites(platform, apache, python, python_problem, msvc)
+    if host.get_fact(facts.CommandPath, program="tar.exe") is None:
+        problems.append("no tar.exe on PATH (Windows 10 1803 and later ship it in System32): update Windows")
+    if settings.tls.source != "files" and platform.default_cert:
+        if host.get_fact(facts.FileHash, path=platform.default_cert) is None:
+            problems.append(
+                f"Laragon's certificate {platform.default_cert} is missing: enable SSL in Laragon's menu "
+                "(Apache > SSL > Enabled), or give impots_tls files"
+            )
     httpd_conf = host.get_fact(facts.FileText, path=platform.httpd_conf)
     if apache is not None and httpd_conf is None:
         problems.append(f"no {platform.httpd_conf}")

@@ -89,6 +89,27 @@ class FileText(PowerShellJsonFact):
         return json_fact_script(ps_assign(p=win_path(path)) + _FILE_TEXT)
 
 
+_COMMAND_PATH = r"""
+$result = $null
+$found = Get-Command -Name $name -CommandType Application -ErrorAction SilentlyContinue |
+    Select-Object -First 1
+if ($found) { $result = $found.Source }
+"""
+
+
+class CommandPath(PowerShellJsonFact):
+    """
+    Where a program on PATH is (``Get-Command``), or ``None``.
+
+    .. code:: python
+
+        host.get_fact(CommandPath, program="tar.exe")
+    """
+
+    def command(self, program: str) -> str:
+        return json_fact_script(ps_assign(name=program) + _COMMAND_PATH)
+
+
 class Directory(PowerShellJsonFact):
     """
     Whether a folder exists (``True``/``False``).

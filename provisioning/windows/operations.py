@@ -14,8 +14,10 @@ import re
 from collections.abc import Mapping, Sequence
 from io import BytesIO
 
-from pyinfra import host
+from pyinfra import host, logger, state
 from pyinfra.api import FileUploadCommand, OperationError, operation
+from pyinfra.api.output import format_text
+from pyinfra.operations.util.files import generate_color_diff
 
 from provisioning.windows import facts
 from provisioning.windows.powershell import fwd_path, ps_array, ps_assign, win_path
@@ -32,6 +34,18 @@ def sha256_hex(data: bytes) -> str:
 
 
 # --- files and folders ----------------------------------------------------------------------------
+
+
+def _log_diff(dest: str, current: str | None, wanted: str) -> None:
+    """With ``--diff``, show what a text file will become (as pyinfra's files.put does)."""
+    if not state.config.DIFF:
+        return
+    verb = "create" if current is None else "modify"
+    host.log(f"Will {verb} {format_text(dest, bold=True)}", logger.info)
+    old = (current or "").replace("\r\n", "\n").splitlines(keepends=True)
+    for line in generate_color_diff(old, wanted.replace("\r\n", "\n").splitlines(keepends=True)):
+        logger.info("  %s", line)
+    logger.info("")
 
 
 @operation()
@@ -63,9 +77,13 @@ def put_bytes(dest: str, content: bytes):
 
         put_bytes(name="Vhost", dest="C:/laragon/etc/apache2/sites-enabled/x.conf", content=b"...")
     """
-    if host.get_fact(facts.FileHash, path=dest) == sha256_hex(content):
+    current_hash = host.get_fact(facts.FileHash, path=dest)
+    if current_hash == sha256_hex(content):
         host.noop(f"{dest} is already up to date")
         return
+    if state.config.DIFF:
+        current = host.get_fact(facts.FileText, path=dest) if current_hash else None
+        _log_diff(dest, current, content.decode("utf-8", errors="replace"))
     yield FileUploadCommand(BytesIO(content), dest)
 
 
@@ -184,6 +202,7 @@ def marked_block(path: str, lines: Sequence[str], marker: str = MARKER, newline:
     if current == wanted:
         host.noop(f"the block in {path} is already up to date")
         return
+    _log_diff(path, current, wanted)
     # Written by .NET from an uploaded copy: SFTP would replace the file's ACL-protected content
     # in place too, but a copy keeps the hosts file's owner and attributes untouched.
     yield FileUploadCommand(BytesIO(wanted.encode("utf-8")), f"{path}.impots-new")

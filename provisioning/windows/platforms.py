@@ -51,9 +51,11 @@ class WindowsPlatform:
         return f"{self.apache_root}/logs/error.log"
 
     def vhost_file(self, site_name: str) -> str:
-        # Never auto.*: Laragon regenerates (and deletes) the auto.* files of its sites-enabled folder.
-        prefix = "" if self.layout == LARAGON else "impots-"
-        return f"{self.vhosts_dir}/{prefix}{site_name}.conf"
+        # On Laragon, <site>.conf replaces the file the course made by hand for the same site; never
+        # auto.*, which Laragon regenerates (and deletes) in its sites-enabled folder.
+        if self.layout == LARAGON and not f"{site_name}.conf".startswith("auto."):
+            return f"{self.vhosts_dir}/{site_name}.conf"
+        return f"{self.vhosts_dir}/impots-{site_name}.conf"
 
 
 _HTTPD_VERSION = re.compile(r"^httpd-(\d+)\.(\d+)\.(\d+)")

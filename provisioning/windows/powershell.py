@@ -129,6 +129,8 @@ def powershell_command_line(script: str) -> str:
 
 # A short fixed script that runs a long one read from stdin (base64 of UTF-8, so the console's input
 # code page cannot mangle it). Used only when the encoded script would not fit cmd.exe's line limit.
+# Either `exit N` in the wrapped script ends powershell.exe with N, or it ends the script block and sets
+# $LASTEXITCODE to N, which the last line passes on: the exit code is the same both ways.
 STDIN_LOADER = (
     "$s = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String([Console]::In.ReadToEnd()))\n"
     "& ([ScriptBlock]::Create($s))\n"

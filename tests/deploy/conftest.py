@@ -106,6 +106,8 @@ def converge_back(deployed: DeployedMachine) -> Iterator[None]:
 def https(deployed: DeployedMachine) -> Iterator[requests.Session]:
     """A requests session that verifies every certificate against the deploy's CA only."""
     with requests.Session() as session:
+        # Without this, REQUESTS_CA_BUNDLE from the environment silently replaces session.verify.
+        session.trust_env = False
         session.verify = str(deployed.ca)
         yield session
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets as token_source
 import stat
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
-from deploy_harness import default_paths
+from deploy_harness import DEFAULT_INVENTORY, CommandLineSampler, default_paths, default_settings, run_deploy
 
 pytestmark = pytest.mark.deploy
 
@@ -54,3 +57,63 @@ def test_apache_user_can_read_the_secrets(deployed, secrets) -> None:
     info = os.stat(path)
     assert grp.getgrgid(info.st_gid).gr_name == "www-data", f"{path}: group {info.st_gid}"
     assert info.st_mode & stat.S_IRGRP
+
+
+def mysql_login_works(user: str, password: str) -> bool:
+    with tempfile.NamedTemporaryFile("w", suffix=".cnf") as options:
+        options.write(f'[client]\npassword="{password}"\n')
+        options.flush()
+        result = subprocess.run(
+            ["mysql", f"--defaults-extra-file={options.name}", "--protocol=TCP", "-h", "127.0.0.1",
+             "-u", user, "-e", "SELECT 1"],
+            capture_output=True, check=False,
+        )  # fmt: skip
+    return result.returncode == 0
+
+
+def pgres_login_works(user: str, password: str) -> bool:
+    with tempfile.NamedTemporaryFile("w", suffix=".pgpass") as passfile:
+        passfile.write(f"127.0.0.1:*:*:{user}:{password}\n")
+        passfile.flush()
+        result = subprocess.run(
+            ["psql", "-X", "-w", "-h", "127.0.0.1", "-U", user, "-d", "postgres", "-Atc", "SELECT 1"],
+            capture_output=True, check=False, cwd="/",
+            env={**os.environ, "PGPASSFILE": passfile.name},
+        )  # fmt: skip
+    return result.returncode == 0
+
+
+def drift_database_passwords(user: str) -> None:
+    """Give both database accounts another password behind the deploy's back (SQL on stdin)."""
+    other = token_source.token_hex(16)
+    statements = [
+        f"ALTER USER '{user}'@'{host}' IDENTIFIED BY '{other}';" for host in ("localhost", "127.0.0.1")
+    ]
+    subprocess.run(
+        ["mysql", "--batch"], input="\n".join(statements) + "\n", text=True, check=True, capture_output=True
+    )
+    subprocess.run(
+        ["runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres"],
+        input=f'ALTER ROLE "{user}" PASSWORD \'{other}\';\n',
+        text=True, check=True, capture_output=True, cwd="/",
+    )  # fmt: skip
+
+
+def test_password_reset_keeps_passwords_off_command_lines(deployed, secrets, converge_back) -> None:
+    """On a converged machine no password is set at all; make the deploy set both of them again."""
+    user = default_settings().database.user
+    drift_database_passwords(user)
+    assert not mysql_login_works(user, secrets["mysql_password"])
+    assert not pgres_login_works(user, secrets["pgres_password"])
+
+    with CommandLineSampler() as sampler:
+        run = run_deploy(DEFAULT_INVENTORY).check_ok()
+
+    assert run.changed_operations(), f"the deploy did not notice the changed passwords:\n{run.tail()}"
+    assert mysql_login_works(user, secrets["mysql_password"]), "MariaDB password not set back"
+    assert pgres_login_works(user, secrets["pgres_password"]), "PostgreSQL password not set back"
+    # Positive control: the sampler did see the deploy's own commands that handle the passwords.
+    assert sampler.lines_containing("impots-helper.py"), "the sampler saw none of the deploy's commands"
+    for key in ("mysql_password", "pgres_password", "secret_key"):
+        assert sampler.lines_containing(secrets[key]) == [], f"{key} seen on a command line"
+        assert secrets[key] not in run.stdout + run.stderr, f"{key} in the deploy's output"

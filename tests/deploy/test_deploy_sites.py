@@ -49,3 +49,10 @@ def test_site_names_resolve_through_the_hosts_block(deployed, site: str) -> None
     import socket
 
     assert socket.gethostbyname(site) == "127.0.0.1"
+
+
+@pytest.mark.parametrize("site", [*IMPOTS_SITES, DATE_TIME_SITE])
+def test_plain_http_sends_to_https(deployed, site: str) -> None:
+    response = requests.get(f"http://{site}/impots/do/", timeout=30, allow_redirects=False)
+    assert response.status_code in (301, 302, 307, 308), f"http://{site}/: {response.status_code}"
+    assert response.headers["Location"].startswith(f"https://{site}/"), response.headers["Location"]

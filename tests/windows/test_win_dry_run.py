@@ -9,18 +9,12 @@ import json
 import re
 
 import pytest
-from pyinfra.api import Config, FileUploadCommand, Inventory, State, StringCommand
-from pyinfra.api.connect import connect_all, disconnect_all
-from pyinfra.api.deploy import add_deploy
-from pyinfra.context import ctx_host, ctx_state
 from ps_lint import lint
-from win_fakes import ADMIN_SID, FakeWindows, apache_lounge_machine, laragon_machine
+from pyinfra.api import FileUploadCommand, StringCommand
+from win_fakes import ADMIN_SID, FakeWindows, apache_lounge_machine, dry_run, laragon_machine
 
 import provisioning.windows.tls as windows_tls
-from provisioning.connectors.winssh import WinSSHConnector
-from provisioning.settings import load_settings
 from provisioning.windows import facts
-from provisioning.windows.deploy import WindowsDeployError, deploy_windows
 
 LARAGON_OPS = [
     "Install root",
@@ -61,34 +55,6 @@ def clean_environment(monkeypatch, tmp_path):
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(windows_tls, "ARTIFACTS_DIR", tmp_path / "artifacts")
-
-
-def dry_run(monkeypatch, windows: FakeWindows, data: dict):
-    """Plan deploy_windows for one @winssh host; returns (ops as (name, commands, will change), client)."""
-    clients = []
-
-    def fake_connect(self):
-        self.client = windows.client()
-        clients.append(self.client)
-
-    monkeypatch.setattr(WinSSHConnector, "_connect", fake_connect)
-    inventory = Inventory(([("@winssh/lab-pc", data)], {}))
-    state = State(inventory, Config())
-    connect_all(state)
-    host = inventory.get_host("@winssh/lab-pc")
-    assert host.connector_cls is WinSSHConnector
-    settings = load_settings(host)
-    assert settings.os == "windows"
-    add_deploy(state, deploy_windows, settings)
-    planned = []
-    for op_hash in state.get_op_order():
-        name = list(state.get_op_meta(op_hash).names)[0].removeprefix("impots on Windows | ")
-        op_data = state.get_op_data_for_host(host, op_hash)
-        with ctx_state.use(state), ctx_host.use(host):
-            commands = list(op_data.command_generator())
-        planned.append((name, commands, op_data.operation_meta._maybe_is_change))
-    disconnect_all(state)
-    return planned, clients[0]
 
 
 def names(planned):
@@ -184,7 +150,7 @@ def assigned(script: str, variable: str) -> str:
 
 def converge(windows: FakeWindows, planned) -> None:
     """Teach the fake machine what the planned uploads and scripts leave behind."""
-    for name, commands, _ in planned:
+    for _name, commands, _ in planned:
         for command in commands:
             if isinstance(command, FileUploadCommand):
                 data = (

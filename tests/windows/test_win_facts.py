@@ -16,6 +16,7 @@ EVERY_FACT = [
     (facts.FileHash, {"path": "C:/impots/instance/impots.json"}),
     (facts.FileText, {"path": "C:/Windows/System32/drivers/etc/hosts"}),
     (facts.Directory, {"path": "C:/Program Files/x"}),
+    (facts.CommandPath, {"program": "tar.exe"}),
     (facts.LinkTarget, {"path": "C:/impots/app"}),
     (facts.ServiceState, {"service": "Apache2.4"}),
     (facts.PythonInstallations, {"path": None}),
@@ -79,6 +80,13 @@ def test_file_text_keeps_crlf():
         == "127.0.0.1 localhost\r\n::1 localhost\r\n"
     )
     assert parse(facts.FileText, "null") is None
+
+
+def test_command_path():
+    assert (
+        parse(facts.CommandPath, '"C:\\\\Windows\\\\system32\\\\tar.exe"') == "C:\\Windows\\system32\\tar.exe"
+    )
+    assert parse(facts.CommandPath, "null") is None
 
 
 def test_directory():

@@ -123,7 +123,10 @@ def test_restricted_acl_modify_on_file_and_noop():
 
 # --- marked blocks (CRLF) ----------------------------------------------------------------------------------
 
-HOSTS = "# Copyright (c) 1993-2009 Microsoft Corp.\r\n#\r\n127.0.0.1       localhost\r\n::1             localhost\r\n"
+HOSTS = (
+    "# Copyright (c) 1993-2009 Microsoft Corp.\r\n#\r\n"
+    "127.0.0.1       localhost\r\n::1             localhost\r\n"
+)
 BLOCK = ["127.0.0.1 flask-impots-withmysql", "127.0.0.1 date-time-server"]
 WANTED_BLOCK = (
     "# BEGIN impots (managed by pyinfra)\r\n"
@@ -144,7 +147,8 @@ def test_replace_marked_block_adds_missing_final_newline():
 def test_replace_marked_block_replaces_in_place_and_keeps_the_rest():
     old = (
         HOSTS
-        + "# BEGIN impots (managed by pyinfra)\r\n10.0.0.1 old\r\n# END impots (managed by pyinfra)\r\n# after\r\n"
+        + "# BEGIN impots (managed by pyinfra)\r\n10.0.0.1 old\r\n"
+        + "# END impots (managed by pyinfra)\r\n# after\r\n"
     )
     assert ops.replace_marked_block(old, ops.MARKER, BLOCK) == HOSTS + WANTED_BLOCK + "# after\r\n"
 
@@ -427,7 +431,8 @@ def test_restart_as_service():
     assert commands == [
         "$httpd = 'C:\\Apache24\\bin\\httpd.exe'\n"
         "& $httpd -t\n"
-        'if ($LASTEXITCODE -ne 0) { throw "httpd -t failed: Apache keeps running its previous configuration" }\n'
+        "if ($LASTEXITCODE -ne 0) { "
+        'throw "httpd -t failed: Apache keeps running its previous configuration" }\n'
         "$service = 'Apache2.4'\n"
         "Restart-Service -Name $service"
     ]

@@ -9,7 +9,15 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from pyinfra.api import Config, Inventory, State
+from pyinfra.api.connect import connect_all, disconnect_all
+from pyinfra.api.deploy import add_deploy
+from pyinfra.context import ctx_host, ctx_state
+
+from provisioning.connectors.winssh import WinSSHConnector
+from provisioning.settings import load_settings
 from provisioning.windows import facts
+from provisioning.windows.deploy import deploy_windows
 from provisioning.windows.powershell import STDIN_LOADER, WRAPPER_HEAD, WRAPPER_TAIL, decode_command
 
 COMMAND_LINE = re.compile(r"^powershell -NoProfile -NonInteractive -EncodedCommand ([A-Za-z0-9+/=]+)$")
@@ -103,7 +111,7 @@ class FakeCommand:
             match = COMMAND_LINE.match(self.command_line)
             assert match, f"not a PowerShell command line: {self.command_line[:120]!r}"
             script = decode_command(match.group(1))
-            if script.startswith(WRAPPER_HEAD) and STDIN_LOADER in script:
+            if script == STDIN_LOADER:
                 script = base64.b64decode(self.stdin.data.strip()).decode("utf-8")
             self._result = self.windows.answer(unwrap(script))
         return self._result
@@ -152,7 +160,10 @@ LOUNGE_HTTPD_CONF = (
     'Define SRVROOT "c:/Apache24"\r\nServerRoot "${SRVROOT}"\r\nListen 80\r\n'
     "#LoadModule ssl_module modules/mod_ssl.so\r\n#Include conf/extra/httpd-ssl.conf\r\n"
 )
-HOSTS = "# Copyright (c) 1993-2009 Microsoft Corp.\r\n#\r\n# localhost name resolution is handled within DNS itself.\r\n"
+HOSTS = (
+    "# Copyright (c) 1993-2009 Microsoft Corp.\r\n#\r\n"
+    "# localhost name resolution is handled within DNS itself.\r\n"
+)
 
 
 def apache(root: str, bits: int = 64, include: bool = True) -> dict:
@@ -187,6 +198,8 @@ def laragon_machine(python: dict = PYTHON, apache_bits: int = 64, msvc: dict = M
     )
     windows.fact(facts.CurrentUser, {"name": "LAB-PC\\prof", "sid": ADMIN_SID, "admin": True})
     windows.fact(facts.Directory, False, path="C:/impots")
+    windows.fact(facts.CommandPath, "C:\\Windows\\system32\\tar.exe", program="tar.exe")
+    windows.fact(facts.FileHash, "c" * 64, path="C:/laragon/etc/ssl/laragon.crt")
     return windows
 
 
@@ -204,4 +217,36 @@ def apache_lounge_machine() -> FakeWindows:
         httpd="C:/Apache24/bin/httpd.exe",
     )
     windows.fact(facts.CurrentUser, {"name": "LAB-PC\\prof", "sid": ADMIN_SID, "admin": True})
+    windows.fact(facts.CommandPath, "C:\\Windows\\system32\\tar.exe", program="tar.exe")
     return windows
+
+
+# --- a dry run through the connector ----------------------------------------------------------------
+
+
+def dry_run(monkeypatch, windows: FakeWindows, data: dict):
+    """Plan deploy_windows for one @winssh host; returns (ops as (name, commands, will change), client)."""
+    clients = []
+
+    def fake_connect(self):
+        self.client = windows.client()
+        clients.append(self.client)
+
+    monkeypatch.setattr(WinSSHConnector, "_connect", fake_connect)
+    inventory = Inventory(([("@winssh/lab-pc", data)], {}))
+    state = State(inventory, Config())
+    connect_all(state)
+    host = inventory.get_host("@winssh/lab-pc")
+    assert host.connector_cls is WinSSHConnector
+    settings = load_settings(host)
+    assert settings.os == "windows"
+    add_deploy(state, deploy_windows, settings)
+    planned = []
+    for op_hash in state.get_op_order():
+        name = list(state.get_op_meta(op_hash).names)[0].removeprefix("impots on Windows | ")
+        op_data = state.get_op_data_for_host(host, op_hash)
+        with ctx_state.use(state), ctx_host.use(host):
+            commands = list(op_data.command_generator())
+        planned.append((name, commands, op_data.operation_meta._maybe_is_change))
+    disconnect_all(state)
+    return planned, clients[0]

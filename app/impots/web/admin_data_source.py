@@ -66,15 +66,19 @@ class AdminDataSource:
                 raise AdminDataUnavailable(self._last_error)
             self._last_attempt = now
             try:
-                data = self._load()
+                self._data = self._load()
             except Exception as error:  # any failure (driver, schema, bad rows) means: nothing to serve
-                self._last_error = str(error) or error.__class__.__name__
-                self._on_failure(self._last_error)
-                if not self._in_outage:
-                    self._in_outage = True
-                    self._on_outage(self._last_error)
-                raise AdminDataUnavailable(self._last_error) from error
-            self._data = data
-            self._in_outage = False
+                message = self._last_error = str(error) or error.__class__.__name__
+                outage_starts, self._in_outage = not self._in_outage, True
+                failure = error
+            else:
+                self._in_outage = False
+                failure = None
+        # Callbacks log and mail: outside the lock, so a slow mail server never blocks other requests.
+        if failure is None:
             self._on_success()
-            return data
+            return self._data
+        self._on_failure(message)
+        if outage_starts:
+            self._on_outage(message)
+        raise AdminDataUnavailable(message) from failure

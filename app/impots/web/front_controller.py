@@ -73,7 +73,7 @@ def guard_request() -> Response | None:
     try:
         runtime.admin_data.get()
     except AdminDataUnavailable:
-        message = _unavailable_message(f"la base de données [{runtime.dbms}] ne répond pas")
+        message = _unavailable_message(f"la base de données [{runtime.dbms}] n'est pas accessible")
         type_response = session.get("typeResponse") or _guess_response_type()
         return _finish(result(action, ETAT_UNAVAILABLE, [message]), 503, type_response)
     return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from flask import current_app, g, has_request_context
@@ -46,6 +46,8 @@ class Runtime:
     config: Mapping[str, Any]
     admin_data: AdminDataSource
     app_logger: logging.Logger
+    # The last log-file error reported, so that a broken log file is reported once, not on every request.
+    _log_error: str | None = field(default=None, repr=False)
 
     @property
     def with_csrftoken(self) -> bool:
@@ -64,10 +66,14 @@ class Runtime:
     def open_log(self) -> LogSink:
         """A logger on the configured log file, or the server's error log if the file cannot be opened."""
         try:
-            return Logger(self.config["log_file"])
+            log = Logger(self.config["log_file"])
         except ImpotsError as error:
-            self.app_logger.error("%s", error)
+            if str(error) != self._log_error:
+                self._log_error = str(error)
+                self.app_logger.error("%s (log lines go to this log until it is fixed)", error)
             return FallbackLog(self.app_logger)
+        self._log_error = None
+        return log
 
     @contextmanager
     def event_log(self) -> Iterator[LogSink]:

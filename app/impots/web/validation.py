@@ -20,6 +20,7 @@ CREDENTIAL_FIELDS = ("user", "password")
 # Integers must stay exact in JSON clients (2**53) and fit the session serialiser (msgpack: 64 bits).
 MAX_INTEGER = 2**53 - 1
 _DIGITS = re.compile(r"[0-9]+")
+_MAX_DIGITS = 20  # leading zeros allowed; anything longer is beyond MAX_INTEGER anyway
 
 MSG_TAXPAYER_FORM = "méthode POST requise avec les paramètres postés [marié, enfants, salaire]"
 MSG_CREDENTIALS_FORM = (
@@ -68,8 +69,8 @@ def _natural(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
-        number = int(value.strip())
+    elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()) and len(value.strip()) <= _MAX_DIGITS:
+        number = int(value.strip())  # bounded length: int() of a huge digit string is slow, then refused
     else:
         return None
     return number if 0 <= number <= MAX_INTEGER else None

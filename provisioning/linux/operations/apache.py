@@ -1,79 +1,57 @@
 """Apache configuration as a transaction: snapshot before the first change, ``configtest`` before any
-(re)start, restore the snapshot when the test fails, smoke-check every site after a reload."""
+(re)start, restore the snapshot when the test fails, smoke-check every site after a reload.
+
+The files themselves are written by ``content.files_present(..., before=snapshot_command(...))``.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import shlex
-from collections.abc import Callable
-from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import operation
-from pyinfra.facts.files import Link, Sha256File
-from pyinfra.operations import files
 
-from provisioning.linux.facts import PathsNewerThan, ServiceState
+from provisioning.linux.facts import ApacheEnabledItems, ApacheState
 from provisioning.linux.operations.system import enable_command
 from provisioning.linux.platforms import platform_record
 
-# a2en*/a2dis* commands and the file each one links into *-enabled/.
+# a2en*/a2dis* kinds and the entry each one makes in *-enabled/.
 _DEBIAN_KINDS = {"mod": ("mods", ".load"), "site": ("sites", ".conf"), "conf": ("conf", ".conf")}
 
 
 def snapshot_command(helper: str, config_root: str, snapshot: str) -> str:
+    """Keep the last working configuration (once per change) so a failed configtest can restore it."""
     return f"python3 {helper} apache-snapshot {config_root} {snapshot}"
 
 
 @operation()
-def apache_file(path: str, content: str | Callable[[], str], helper: str, config_root: str, snapshot: str):
+def apache_enabled(items: list[list], helper: str, snapshot: str):
     """
-    Write one Apache configuration file (``--diff`` shows the change), after snapshotting the whole
-    configuration if this run has not done so yet.
+    Enable or disable Debian Apache modules, sites and confs (``a2enmod``/``a2dismod``...).
 
-    + path: target path (under ``config_root``)
-    + content: the wanted text, or a function returning it when the operation runs (for text
-      that depends on an earlier operation, like mod_wsgi's ``LoadModule`` line)
+    + items: ``[kind, name, enabled]`` triples; kind is ``mod``, ``site`` or ``conf``
     + helper: target path of ``impots-helper.py``
-    + config_root: Apache's configuration folder (``/etc/apache2``, ``/etc/httpd``)
-    + snapshot: where the last working configuration is kept until the change is applied
+    + snapshot: the configuration snapshot (taken before the first change)
+
+    **Example:**
+
+    .. code:: python
+
+        apache_enabled(name="Modules", items=[["mod", "ssl", True], ["mod", "wsgi", False]], helper=h, snapshot=s)
     """
-    if callable(content):
-        content = content()
-    if host.get_fact(Sha256File, path=path) == hashlib.sha256(content.encode()).hexdigest():
-        host.noop(f"{path} is already up to date")
-        return
-    # Collected before the snapshot command is yielded: pyinfra's change detection stops at the first
-    # command, and files.put prints the --diff while it is iterated.
-    write = list(files.put._inner(src=StringIO(content), dest=path, user="root", group="root", mode="644"))
-    yield snapshot_command(helper, config_root, snapshot)
-    yield from write
-
-
-def _enabled_link(kind: str, item: str) -> str:
-    folder, suffix = _DEBIAN_KINDS[kind]
-    return f"/etc/apache2/{folder}-enabled/{item}{suffix}"
-
-
-@operation()
-def apache_enabled(kind: str, item: str, helper: str, snapshot: str, enabled: bool = True):
-    """
-    Enable (``a2enmod``/``a2ensite``/``a2enconf``) or disable a Debian Apache module, site or conf.
-
-    + kind: ``mod``, ``site`` or ``conf``
-    + item: its name in ``*-available``
-    + helper: target path of ``impots-helper.py``
-    + snapshot: the configuration snapshot (taken before the change)
-    + enabled: ``False`` to disable it instead
-    """
-    if kind not in _DEBIAN_KINDS:
-        raise ValueError(f"unknown Apache item kind {kind!r} (mod, site or conf)")
-    present = bool(host.get_fact(Link, path=_enabled_link(kind, item)))
-    if present == enabled:
-        host.noop(f"{kind} {item} is already {'enabled' if enabled else 'disabled'}")
+    present = set(host.get_fact(ApacheEnabledItems, config_root="/etc/apache2"))
+    commands = []
+    for kind, item, enabled in items:
+        if kind not in _DEBIAN_KINDS:
+            raise ValueError(f"unknown Apache item kind {kind!r} (mod, site or conf)")
+        folder, suffix = _DEBIAN_KINDS[kind]
+        if (f"{folder}-enabled/{item}{suffix}" in present) != enabled:
+            commands.append(f"a2{'en' if enabled else 'dis'}{kind} -q {item}")
+    if not commands:
+        host.noop(f"{len(items)} Apache modules, sites and confs are already as wanted")
         return
     yield snapshot_command(helper, "/etc/apache2", snapshot)
-    yield f"a2{'en' if enabled else 'dis'}{kind} -q {item}"
+    yield from commands
 
 
 @operation()
@@ -92,8 +70,8 @@ def apache_applied(
     (configuration, app release, venv, secrets, certificates) changed since the last applied run,
     run ``apachectl configtest`` - on failure restore the snapshot, so the running server keeps its
     previous configuration, and fail with the test's message - then start or gracefully reload
-    and smoke-check every site over HTTPS. The stamp is touched only when every site answered, so
-    an interrupted or failed run is retried next time.
+    (restoring the snapshot if Apache does not come back) and smoke-check every site over HTTPS.
+    The stamp is touched only when every site answered, so a failed run is retried next time.
 
     + platform: platform family (``debian`` or ``rhel``)
     + init: ``systemd`` or ``sysvinit``
@@ -105,13 +83,13 @@ def apache_applied(
     + address: where the sites are reached from the target (``--resolve``)
     """
     record = platform_record(platform)
-    state = host.get_fact(ServiceState, init=init, service=record.apache_service)
-    changed = host.get_fact(PathsNewerThan, stamp=stamp, paths=watched)
-    if state["running"] and state["enabled"] and not changed:
-        host.noop(f"{record.apache_service} is already running with this configuration")
-        return
-    if state["running"] and not changed:
-        yield enable_command(record.family, init, record.apache_service)
+    service = record.apache_service
+    state = host.get_fact(ApacheState, init=init, service=service, stamp=stamp, paths=watched)
+    if state["running"] and not state["changed"]:
+        if state["enabled"]:
+            host.noop(f"{service} is already running with this configuration")
+            return
+        yield enable_command(record.family, init, service)
         return
     config_root = record.apache_config_root
     yield (
@@ -121,7 +99,6 @@ def apache_applied(
         "echo 'impots: apachectl configtest failed: the previous configuration was restored "
         "and Apache was not restarted' >&2; exit 1; fi"
     )
-    service = record.apache_service
     start = f"systemctl start {service}" if init == "systemd" else f"service {service} start"
     reload = f"systemctl reload {service}" if init == "systemd" else f"{record.apachectl} graceful"
     status = f"systemctl is-active --quiet {service}" if init == "systemd" else f"service {service} status"

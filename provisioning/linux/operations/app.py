@@ -10,9 +10,9 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 from pyinfra.api.util import get_file_sha256
-from pyinfra.facts.files import File, Sha256File
+from pyinfra.facts.files import Sha256File
 
-from provisioning.linux.facts import HelperJson, SymlinkTarget, VenvState
+from provisioning.linux.facts import HelperJson, SymlinkTarget, VenvState, cached_fact
 
 
 @operation()
@@ -68,7 +68,7 @@ def app_venv(venv: str, python: str, requirements: str, requirements_sha256: str
     + requirements: target path of the pinned requirements file
     + requirements_sha256: sha256 of that file's content (computed on the controller)
     """
-    state = host.get_fact(VenvState, venv=venv)
+    state = cached_fact(VenvState, venv=venv)
     if state["python"] and state["requirements"] == requirements_sha256:
         host.noop(f"venv {venv} already has these requirements")
         return
@@ -91,7 +91,7 @@ def mod_wsgi_installed(venv: str, apxs: str, version: str = "6.1.1"):
     + apxs: path of the target Apache's ``apxs``
     + version: mod_wsgi version to install
     """
-    installed = host.get_fact(VenvState, venv=venv)["mod_wsgi"]
+    installed = cached_fact(VenvState, venv=venv)["mod_wsgi"]
     if installed == version:
         host.noop(f"mod_wsgi {version} is already built in {venv}")
         return
@@ -131,9 +131,10 @@ def secrets_file(
     + generate: keys to generate when absent (e.g. ``secret_key``)
     + upload_dir: root-only (0700) folder where given values transit
     """
-    status = host.get_fact(HelperJson, helper=helper, arguments=["secrets-status", path])
-    stale = status is None or any(status.get(k) != secret_digest(v) for k, v in given.items())
-    stale = stale or any(k not in status for k in generate)
+    status = host.get_fact(HelperJson, helper=helper, arguments=["secrets-status", path]) or {}
+    kept = status.get("values")
+    stale = kept is None or any(kept.get(k) != secret_digest(v) for k, v in given.items())
+    stale = stale or any(k not in kept for k in generate)
     if stale:
         given_file = f"{upload_dir}/given-secrets.json"
         arguments = [f"--group {group}", f"--generate {','.join(generate)}"]
@@ -142,8 +143,7 @@ def secrets_file(
             arguments.append(f"--given {given_file}")
         yield f"python3 {helper} secrets-merge {path} {' '.join(arguments)}"
         return
-    info = host.get_fact(File, path=path)
-    if info and info.get("mode") == 640 and info.get("user") == "root" and info.get("group") == group:
+    if (status.get("user"), status.get("group"), status.get("mode")) == ("root", group, "640"):
         host.noop(f"{path} already holds every secret")
         return
     yield f"chown root:{group} {path} && chmod 640 {path}"

@@ -9,11 +9,17 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import operation
 
-from provisioning.linux.facts import HelperJson, SeedStatus
+from provisioning.linux.facts import HelperJson, cached_fact
+
+
+def database_state(helper: str, secrets: str, database: str, user: str, dbms: list[str], venv: str, app: str):
+    """Both DBMS and their seed status in one helper call, shared by the three operations below."""
+    arguments = ["db-state", secrets, database, user, "--dbms", ",".join(dbms), "--venv", venv, "--app", app]
+    return cached_fact(HelperJson, helper=helper, arguments=arguments) or {}
 
 
 @operation()
-def mysql_database(helper: str, secrets: str, database: str, user: str):
+def mysql_database(helper: str, secrets: str, database: str, user: str, dbms: list[str], venv: str, app: str):
     """
     Create the MariaDB/MySQL database and its user (``'user'@'localhost'`` and ``'user'@'127.0.0.1'``,
     all rights on the database) with the password of the secrets file; no change when all of it is
@@ -23,16 +29,19 @@ def mysql_database(helper: str, secrets: str, database: str, user: str):
     + secrets: target path of the app's secrets file (``mysql_password``)
     + database: database name, e.g. ``dbimpots-2019``
     + user: account name, e.g. ``admimpots``
+    + dbms, venv, app: what the shared state query covers (see ``database_seeded``)
     """
-    state = host.get_fact(HelperJson, helper=helper, arguments=["mysql-state", secrets, database, user])
-    if state and all(state.get(k) for k in ("database", "user", "grants", "password")):
+    state = database_state(helper, secrets, database, user, dbms, venv, app).get("mysql", {})
+    if all(state.get(k) for k in ("database", "user", "grants", "password")):
         host.noop(f"MariaDB database {database} and user {user} are already in place")
         return
     yield f"python3 {helper} mysql-ensure {secrets} {database} {user}"
 
 
 @operation()
-def postgresql_database(helper: str, secrets: str, database: str, user: str):
+def postgresql_database(
+    helper: str, secrets: str, database: str, user: str, dbms: list[str], venv: str, app: str
+):
     """
     Create the PostgreSQL role (login, password of the secrets file) and its database (owned by
     it); no change when both exist, the owner is right and the role can log in over 127.0.0.1.
@@ -41,25 +50,30 @@ def postgresql_database(helper: str, secrets: str, database: str, user: str):
     + secrets: target path of the app's secrets file (``pgres_password``)
     + database: database name, e.g. ``dbimpots-2019``
     + user: role name, e.g. ``admimpots``
+    + dbms, venv, app: what the shared state query covers (see ``database_seeded``)
     """
-    state = host.get_fact(HelperJson, helper=helper, arguments=["pg-state", secrets, database, user])
-    if state and all(state.get(k) for k in ("database", "user", "owner", "password")):
+    state = database_state(helper, secrets, database, user, dbms, venv, app).get("pgres", {})
+    if all(state.get(k) for k in ("database", "user", "owner", "password")):
         host.noop(f"PostgreSQL database {database} owned by {user} is already in place")
         return
     yield f"python3 {helper} pg-ensure {secrets} {database} {user}"
 
 
 @operation()
-def database_seeded(venv: str, app: str, dbms: str):
+def database_seeded(helper: str, secrets: str, database: str, user: str, dbms: list[str], venv: str, app: str):
     """
     Create the app's tables and make their rows equal to the course data with the app's own script
-    (``python -m impots.db.seed <dbms>``), only when its ``--check`` finds something to do.
+    (``python -m impots.db.seed <dbms>``), for each DBMS whose ``--check`` finds something to do.
 
+    + helper, secrets, database, user: as for ``mysql_database`` (the state is read in one call)
+    + dbms: ``mysql`` and/or ``pgres``
     + venv: the app's virtual environment
     + app: the app folder (current release)
-    + dbms: ``mysql`` or ``pgres``
     """
-    if host.get_fact(SeedStatus, venv=venv, app=app, dbms=dbms) == 0:
-        host.noop(f"{dbms} schema and data are already up to date")
+    seeds = database_state(helper, secrets, database, user, dbms, venv, app).get("seed", {})
+    stale = [name for name in dbms if seeds.get(name) != 0]
+    if not stale:
+        host.noop(f"{', '.join(dbms)} schema and data are already up to date")
         return
-    yield f"cd {app} && {venv}/bin/python -m impots.db.seed {dbms}"
+    for name in stale:
+        yield f"cd {app} && {venv}/bin/python -m impots.db.seed {name}"

@@ -6,7 +6,7 @@ from pyinfra import host
 from pyinfra.api import StringCommand, operation
 from pyinfra.facts.files import File, FindInFile
 
-from provisioning.linux.facts import MissingPackages, ServiceState
+from provisioning.linux.facts import MissingPackages, ServicesState
 from provisioning.linux.platforms import platform_record
 
 
@@ -42,30 +42,34 @@ def packages_installed(platform: str, packages: list[str] | None = None):
 
 
 @operation()
-def service_running(platform: str, init: str, service: str, enabled: bool = True):
+def services_running(platform: str, init: str, services: list[str], enabled: bool = True):
     """
-    Start a service and enable it at boot, through systemd when it is PID 1, else the init scripts.
+    Start services and enable them at boot, through systemd when it is PID 1, else the init scripts.
 
     + platform: platform family (``debian`` or ``rhel``): how init scripts are enabled
-    + init: ``systemd`` or ``sysvinit`` (the ``InitSystem`` fact)
-    + service: service name
-    + enabled: also enable it at boot
+    + init: ``systemd`` or ``sysvinit`` (from the ``TargetPlatform`` fact)
+    + services: service names
+    + enabled: also enable them at boot
 
     **Example:**
 
     .. code:: python
 
-        service_running(name="Start MariaDB", platform="debian", init="sysvinit", service="mariadb")
+        services_running(name="Databases", platform="debian", init="sysvinit", services=["mariadb"])
     """
     record = platform_record(platform)
-    state = host.get_fact(ServiceState, init=init, service=service)
-    if state["running"] and (state["enabled"] or not enabled):
-        host.noop(f"service {service} is already running" + (" and enabled" if enabled else ""))
-        return
-    if not state["running"]:
-        yield f"systemctl start {service}" if init == "systemd" else f"service {service} start"
-    if enabled and not state["enabled"]:
-        yield enable_command(record.family, init, service)
+    states = host.get_fact(ServicesState, init=init, services=services)
+    changed = False
+    for service in services:
+        state = states.get(service, {"running": False, "enabled": False})
+        if not state["running"]:
+            yield f"systemctl start {service}" if init == "systemd" else f"service {service} start"
+            changed = True
+        if enabled and not state["enabled"]:
+            yield enable_command(record.family, init, service)
+            changed = True
+    if not changed:
+        host.noop(f"{', '.join(services)} already running" + (" and enabled" if enabled else ""))
 
 
 def enable_command(family: str, init: str, service: str) -> str:

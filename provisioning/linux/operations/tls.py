@@ -7,9 +7,8 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import operation
-from pyinfra.facts.files import FileContents
 
-from provisioning.linux.facts import TlsState
+from provisioning.linux.facts import TlsState, cached_fact
 
 CA_DAYS = 3650
 # Browsers refuse server certificates valid for more than 398 days.
@@ -33,7 +32,7 @@ def local_ca_certificate(directory: str, names: list[str]):
         local_ca_certificate(name="TLS", directory="/opt/impots/tls", names=["flask-impots-withmysql"])
     """
     wanted = sorted(set(names))
-    state = host.get_fact(TlsState, directory=directory)
+    state = cached_fact(TlsState, directory=directory)
     new_ca = not state["ca"]
     if not new_ca and state["server_ok"] and state["server_sans"] == wanted:
         host.noop(f"certificate for {', '.join(wanted)} is already valid")
@@ -67,22 +66,23 @@ def local_ca_certificate(directory: str, names: list[str]):
 
 
 @operation()
-def ca_fetched(src: str, dest: str):
+def ca_fetched(directory: str, dest: str):
     """
-    Copy the (public) CA certificate from the target to the controller, so clients verify the sites.
-    Only the controller's copy is written: the target never changes, so this reports no change.
+    Copy the (public) CA certificate of ``local_ca_certificate`` to the controller, so clients verify
+    the sites. Only the controller's copy is written: the target never changes, so this reports no
+    change.
 
-    + src: target path of the CA certificate
+    + directory: the target's TLS folder (``ca.pem``)
     + dest: controller path of the copy (e.g. ``.artifacts/<host>/impots-ca.pem``)
     """
-    lines = host.get_fact(FileContents, path=src)
-    if lines is None:
-        host.noop(f"{src} does not exist yet: nothing to fetch")
+    lines = cached_fact(TlsState, directory=directory)["ca_pem"]
+    if not lines:
+        host.noop(f"{directory}/ca.pem does not exist yet: nothing to fetch")
         return
     text = "\n".join(lines) + "\n"
     local = Path(dest)
     if not local.exists() or local.read_text() != text:
         local.parent.mkdir(parents=True, exist_ok=True)
         local.write_text(text)
-    host.noop(f"{dest} holds the CA certificate of {src}")
+    host.noop(f"{dest} holds the CA certificate of {directory}")
     yield from ()

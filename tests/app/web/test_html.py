@@ -196,3 +196,37 @@ def test_switching_from_html_to_json_drops_the_html_model(make_app) -> None:
     for action in ("get-admindata", "lister-simulations", "afficher-vue-liste-simulations"):
         body = browser.http.get(f"/do/{action}").get_json()
         assert body["état"] in (1000, 500, 1200), body
+
+
+def test_error_etats_601_701_121_show_the_error_view(make_app) -> None:
+    browser = Browser(make_app("mysql", with_csrftoken=True))
+    browser.open("/do/")
+    browser.submit({"user": "admin", "password": "admin"})
+    browser.submit({"marié": "non", "enfants": "0", "salaire": "30000"})
+    browser.click("Liste des simulations")
+    delete_url = browser.link("Supprimer")  # /do/supprimer-simulation/1/<token>
+    token = delete_url.rsplit("/", 1)[1]
+    steps = [
+        (
+            delete_url.replace("/supprimer-simulation/1/", "/supprimer-simulation/7/"),
+            "la simulation n° [7] n&#39;existe pas",
+        ),
+        (f"/do/init-session/pdf/{token}", "paramètre [type=pdf] invalide"),
+        ("/do/lister-simulations/forged-token", "The CSRF token is invalid."),  # offered by the error view
+    ]
+    for url, message in steps:
+        browser.open(url)
+        assert browser.final_url.startswith("/do/afficher-vue-liste-erreurs/"), url
+        assert message in browser.page
+
+
+def test_131_shows_the_error_view(make_app) -> None:
+    http = make_app("mysql").test_client()
+    http.get("/do/init-session/html")
+    http.post("/do/authentifier-utilisateur", data={"user": "admin", "password": "admin"})
+    with http.session_transaction() as session:
+        session["id_simulation"] = "corrupted"
+    response = http.post("/do/calculer-impot", data={"marié": "oui", "enfants": "1", "salaire": "1"})
+    assert response.headers["Location"] == "/do/afficher-vue-liste-erreurs"
+    page = http.get("/do/afficher-vue-liste-erreurs").get_data(as_text=True)
+    assert "Les erreurs inattendues suivantes se sont produites :" in page and "<li>" in page

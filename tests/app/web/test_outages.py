@@ -4,19 +4,18 @@ real SMTP server), recovery when the service is back; HTTP 500 → mail; per-req
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import impots.web.controllers
 import pytest
 import xmltodict
+from flask import session
 from webclient import Browser, WebClient, free_port
 
-DB_DOWN = (
-    "le service de calcul de l'impôt est momentanément indisponible : la base de données [{}] ne répond pas"
-)
-REDIS_DOWN = (
-    "le service de calcul de l'impôt est momentanément indisponible : le serveur de sessions ne répond pas"
-)
+UNAVAILABLE = "le service de calcul de l'impôt est momentanément indisponible : "
+DB_DOWN = UNAVAILABLE + "la base de données [{}] n'est pas accessible"
+REDIS_DOWN = UNAVAILABLE + "le serveur de sessions ne répond pas"
 
 
 def read_log(instance_dir: Path, dbms: str = "mysql") -> str:
@@ -188,3 +187,29 @@ def test_each_request_is_logged(client: WebClient, instance_dir) -> None:
     assert "password" not in log.split("démarrage du serveur", 1)[1].replace("[user, password]", "")
     first = log.splitlines()[0]
     assert first.endswith(" : [serveur] démarrage du serveur") and ", MainThread : " in first
+
+
+def test_debug_pause_on_about_half_the_requests(make_client, instance_dir) -> None:
+    random.seed(12)  # the pause is random by design; a fixed seed makes the count reproducible
+    client = make_client(sleep_time=0.001)
+    for _ in range(20):
+        client.get(client.url("init-session", "json"))
+    pauses = read_log(instance_dir).count("[MainController] pause de 0.001 seconde(s)")
+    assert 0 < pauses < 20
+    quiet = make_client(sleep_time=0)
+    quiet.get(quiet.url("init-session", "json"))
+    assert read_log(instance_dir).count("pause de") == pauses
+
+
+def test_redis_lost_while_saving_the_session_turns_the_answer_into_a_503(make_app, tcp_proxy) -> None:
+    proxy = tcp_proxy(6379)
+    app = make_app("mysql", redis={"port": proxy.port})
+
+    def cut_redis_then_write_session() -> str:  # Redis goes away between reading and saving the session
+        proxy.stop()
+        session["typeResponse"] = "xml"
+        return "this answer must not reach the client"
+
+    app.add_url_rule("/cut", "cut", cut_redis_then_write_session)
+    response = app.test_client().get("/cut")
+    assert_503(response, "xml", REDIS_DOWN)

@@ -31,6 +31,7 @@ CASES = [
     ({"salaire": "1e5"}, [salaire("1e5")]),
     ({"salaire": "٣"}, [salaire("٣")]),  # a non-ASCII digit
     ({"salaire": "99999999999999999999"}, [salaire("99999999999999999999")]),  # beyond 2**53
+    ({"salaire": "9" * 5000}, [salaire("9" * 5000)]),  # longer than Python's int() accepts
     ({"enfants": "12x"}, [enfants("12x")]),
     ({"enfants": "-1"}, [enfants("-1")]),
     ({"enfants": "1.5"}, [enfants("1.5")]),

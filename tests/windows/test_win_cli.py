@@ -1,0 +1,94 @@
+"""`pyinfra INVENTORY deploy.py --dry` -- the real command line, deploy.py, group_data and settings --
+for a Windows host whose SSH transport is the fake Windows machine (pyinfra_with_fake_windows.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RUNNER = Path(__file__).resolve().parent / "pyinfra_with_fake_windows.py"
+SECRET = "Unique-Secret-Key-4242"
+OPERATIONS = [
+    "Install root",
+    "Install root: Administrators, SYSTEM and Apache only",
+    "Folder C:/impots/releases",
+    "Virtual environment",
+    "App requirements",
+    "mod_wsgi built for this Apache",
+    "App release ",
+    "Instance configuration impots.json",
+    "Secrets file (ACL)",
+    "Vhost flask-impots-withmysql",
+    "Vhost date-time-server",
+    "httpd.conf: mod_wsgi block",
+    "Hosts file block",
+    "Apache: configuration test, then restart",
+    "Apache running",
+]
+
+
+def run_cli(tmp_path: Path, machine: str, layout: str, *args: str) -> tuple[int, str, list[str]]:
+    """Run pyinfra against the fake ``machine`` with an inventory asking for ``layout``; returns
+    (exit code, stdout + stderr, decoded scripts the machine received)."""
+    inventory = tmp_path / "inventory.py"
+    inventory.write_text(
+        f'windows = [("@winssh/lab-pc", {{"ssh_user": "prof", "impots_windows_layout": "{layout}"}})]\n'
+    )
+    log = tmp_path / "received.jsonl"
+    env = {
+        **os.environ,
+        "FAKE_WINDOWS_LOG": str(log),
+        "FAKE_WINDOWS_ARTIFACTS": str(tmp_path / "artifacts"),
+        "IMPOTS_SECRET_KEY": SECRET,
+    }
+    for name in ("IMPOTS_MYSQL_PASSWORD", "IMPOTS_PGRES_PASSWORD", "IMPOTS_SMTP_PASSWORD"):
+        env.pop(name, None)
+    result = subprocess.run(
+        [sys.executable, str(RUNNER), machine, str(inventory), "deploy.py", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    scripts = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return result.returncode, result.stdout + result.stderr, scripts
+
+
+@pytest.mark.parametrize("layout", ["laragon", "apache-lounge"])
+def test_cli_dry_run_plans_every_operation(tmp_path, layout):
+    code, output, scripts = run_cli(tmp_path, layout, layout, "--dry")
+    assert code == 0, output
+    table = output[output.index("Detected changes") :]
+    for name in OPERATIONS:
+        assert f"impots on Windows | {name}" in table, name
+    restart = next(line for line in table.splitlines() if "configuration test, then restart" in line)
+    assert restart.split()[-2:] == ["1", "(@winssh/lab-pc)"]  # the "Conditional Change" column
+    # A dry run only asks questions: every script sent is a fact (JSON out), none changes anything.
+    assert scripts and all("ConvertTo-Json -InputObject" in script for script in scripts)
+    assert SECRET not in output and not any(SECRET in script for script in scripts)
+
+
+def test_cli_diff_shows_windows_files_but_no_secret(tmp_path):
+    code, output, _ = run_cli(tmp_path, "apache-lounge", "apache-lounge", "--dry", "--diff")
+    assert code == 0, output
+    assert "Will create C:/Apache24/conf/extra/impots-date-time-server.conf" in output
+    assert "Will modify C:/Apache24/conf/httpd.conf" in output
+    assert "+ LoadModule wsgi_module" in output
+    assert "Will modify C:/Windows/System32/drivers/etc/hosts" in output
+    assert SECRET not in output
+
+
+def test_cli_stops_on_a_prerequisite_before_any_change(tmp_path):
+    # The inventory asks for Laragon; the machine only has Apache Lounge.
+    code, output, scripts = run_cli(tmp_path, "apache-lounge", "laragon", "--dry")
+    assert code != 0
+    assert "@winssh/lab-pc: no Apache in C:/laragon/bin/apache (no httpd-* folder)" in output
+    assert "Detected changes" not in output
+    assert all("ConvertTo-Json -InputObject" in script for script in scripts)

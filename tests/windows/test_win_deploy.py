@@ -1,0 +1,365 @@
+"""deploy_windows' decisions: prerequisites (clear errors before any change), the platform records,
+and the exact files both layouts get (vhost, httpd.conf block, hosts block, CRLF)."""
+
+from __future__ import annotations
+
+import pytest
+from win_fakes import PYTHON, apache, dry_run, laragon_machine
+
+import provisioning.windows.tls as windows_tls
+from provisioning.settings import app_paths, parse_settings
+from provisioning.windows import facts
+from provisioning.windows.deploy import (
+    TlsFiles,
+    WindowsDeployError,
+    WindowsTarget,
+    choose_python,
+    hosts_block_lines,
+    httpd_block_lines,
+    render_vhost,
+    ssl_listen,
+)
+from provisioning.windows.platforms import (
+    PlatformError,
+    apache_lounge_platform,
+    laragon_apache_folder,
+    laragon_platform,
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    for name in (
+        "IMPOTS_MYSQL_PASSWORD",
+        "IMPOTS_PGRES_PASSWORD",
+        "IMPOTS_SECRET_KEY",
+        "IMPOTS_SMTP_PASSWORD",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(windows_tls, "ARTIFACTS_DIR", tmp_path / "artifacts")
+
+
+def settings_for(**data):
+    return parse_settings("@winssh/lab-pc", data, environ={}, default_os="windows")
+
+
+# --- prerequisites, through the connector: one message naming what was found, before any operation ----
+
+
+def plan_error(monkeypatch, windows) -> str:
+    with pytest.raises(WindowsDeployError) as error:
+        dry_run(monkeypatch, windows, {"impots_windows_layout": "laragon"})
+    # The fake saw only facts (JSON queries), never an operation's script.
+    assert all("ConvertTo-Json -InputObject" in script for script in windows.seen)
+    return str(error.value)
+
+
+def test_bitness_mismatch(monkeypatch):
+    python32 = {**PYTHON, "bits": 32, "executable": "C:\\Program Files (x86)\\Python311-32\\python.exe"}
+    message = plan_error(monkeypatch, laragon_machine(python=python32))
+    assert message == (
+        "@winssh/lab-pc: no 64-bit Python 3.9+ installed for all users (found: 3.11.9 32-bit at "
+        "C:/Program Files (x86)/Python311-32/python.exe); install it from python.org, or set "
+        "impots_windows_python"
+    )
+
+
+def test_bitness_mismatch_with_the_python_given_in_data(monkeypatch):
+    windows = laragon_machine()
+    python32 = {**PYTHON, "bits": 32}
+    windows.fact(facts.PythonInstallations, [python32], path="C:/Python311-32/python.exe")
+    with pytest.raises(
+        WindowsDeployError, match="is 32-bit but Apache 2.4.62 at .* is 64-bit: they must match"
+    ):
+        dry_run(
+            monkeypatch,
+            windows,
+            {"impots_windows_layout": "laragon", "impots_windows_python": "C:/Python311-32/python.exe"},
+        )
+
+
+def test_no_msvc_build_tools(monkeypatch):
+    message = plan_error(monkeypatch, laragon_machine(msvc={"vswhere": False, "installations": []}))
+    assert "no Microsoft C++ build tools (vswhere.exe not found)" in message
+    message = plan_error(monkeypatch, laragon_machine(msvc={"vswhere": True, "installations": []}))
+    assert "Visual Studio is installed but without the C++ tools" in message
+
+
+def test_apache_tree_without_include(monkeypatch):
+    windows = laragon_machine()
+    root = "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17"
+    windows.fact(facts.ApacheInstallation, apache(root, include=False), root=root)
+    message = plan_error(monkeypatch, windows)
+    assert message == (
+        f"@winssh/lab-pc: the Apache tree at {root} has no include/ (needed to compile mod_wsgi): use a full "
+        "Apache Lounge / Laragon Apache, not a trimmed copy"
+    )
+
+
+def test_every_problem_is_reported_at_once(monkeypatch):
+    windows = laragon_machine(python=None, msvc={"vswhere": False, "installations": []})
+    message = plan_error(monkeypatch, windows)
+    assert message.count("@winssh/lab-pc: ") == 2
+    assert "found: none" in message and "vswhere.exe not found" in message
+
+
+def test_no_tar_and_no_laragon_certificate(monkeypatch):
+    windows = laragon_machine()
+    windows.fact(facts.CommandPath, None, program="tar.exe")
+    windows.fact(facts.FileHash, None, path="C:/laragon/etc/ssl/laragon.crt")
+    message = plan_error(monkeypatch, windows)
+    assert "@winssh/lab-pc: no tar.exe on PATH" in message
+    assert (
+        "@winssh/lab-pc: Laragon's certificate C:/laragon/etc/ssl/laragon.crt is missing: enable SSL in "
+        "Laragon's menu (Apache > SSL > Enabled), or give impots_tls files"
+    ) in message
+
+
+def test_no_laragon(monkeypatch):
+    windows = laragon_machine()
+    windows.fact(facts.LaragonApache, {"versions": [], "selected": None}, laragon_root="C:/laragon")
+    message = plan_error(monkeypatch, windows)
+    assert message.startswith("@winssh/lab-pc: no Apache in C:/laragon/bin/apache (no httpd-* folder)")
+
+
+def test_stray_load_module_outside_our_block(monkeypatch):
+    windows = laragon_machine()
+    root = "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17"
+    conf = 'Listen 80\r\nLoadModule wsgi_module "C:/old/mod_wsgi.cp38-win_amd64.pyd"\r\n'
+    windows.fact(facts.FileText, conf, path=f"{root}/conf/httpd.conf")
+    message = plan_error(monkeypatch, windows)
+    assert "already loads mod_wsgi outside the impots block" in message
+    assert "'LoadModule wsgi_module \"C:/old/mod_wsgi.cp38-win_amd64.pyd\"'" in message
+
+
+# --- choices --------------------------------------------------------------------------------------------
+
+
+def test_laragon_apache_folder_choice():
+    versions = ["httpd-2.4.54-win64-VS16", "httpd-2.4.62-240904-win64-VS17", "httpd-2.4.9-win64"]
+    assert laragon_apache_folder("C:/laragon", versions, None) == "httpd-2.4.62-240904-win64-VS17"
+    assert (
+        laragon_apache_folder("C:/laragon", versions, "httpd-2.4.54-win64-VS16") == "httpd-2.4.54-win64-VS16"
+    )
+    # Laragon's ini names a folder that no longer exists: the newest one.
+    assert (
+        laragon_apache_folder("C:/laragon", versions, "httpd-2.4.35-win64")
+        == "httpd-2.4.62-240904-win64-VS17"
+    )
+    with pytest.raises(PlatformError):
+        laragon_apache_folder("C:/laragon", [], None)
+
+
+def test_choose_python_prefers_newest_matching_bitness():
+    found = [
+        {**PYTHON, "version": "3.12.7", "bits": 32},
+        {**PYTHON, "version": "3.11.9", "bits": 64},
+        {**PYTHON, "version": "3.8.10", "bits": 64},
+        {**PYTHON, "version": "3.10.11", "bits": 64},
+    ]
+    python, problem = choose_python(settings_for(), found, 64)
+    assert python["version"] == "3.11.9" and problem == ""
+
+
+def test_ssl_listen_detection():
+    assert ssl_listen("Listen 80\r\n", "127.0.0.1") == "127.0.0.1:443"
+    assert ssl_listen("Listen 80\r\n", "*") == "443"
+    assert ssl_listen("Listen 80\r\nListen 443\r\n", "127.0.0.1") is None
+    assert ssl_listen("  Listen 0.0.0.0:443 https\r\n", "127.0.0.1") is None
+    assert ssl_listen('Include "C:/laragon/etc/apache2/httpd-ssl.conf"\r\n', "127.0.0.1") is None
+    assert ssl_listen("#Include conf/extra/httpd-ssl.conf\r\n#Listen 443\r\n", "127.0.0.1") == "127.0.0.1:443"
+    # our own block's Listen does not count: the line stays in the block on the next run
+    ours = (
+        "# BEGIN impots (managed by pyinfra)\r\nListen 127.0.0.1:443\r\n# END impots (managed by pyinfra)\r\n"
+    )
+    assert ssl_listen("Listen 80\r\n" + ours, "127.0.0.1") == "127.0.0.1:443"
+
+
+# --- exact files ----------------------------------------------------------------------------------------
+
+
+def target_for(layout: str, settings) -> WindowsTarget:
+    if layout == "laragon":
+        platform = laragon_platform("C:/laragon", "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17")
+        tls = TlsFiles(platform.default_cert, platform.default_key, None, ())
+        conf = 'Listen 80\r\nInclude "C:/laragon/etc/apache2/httpd-ssl.conf"\r\n'
+    else:
+        platform = apache_lounge_platform(None)
+        tls = TlsFiles("C:/impots/tls/server.pem", "C:/impots/tls/server.key", "C:/impots/tls/ca.pem", ())
+        conf = "Listen 80\r\n"
+    return WindowsTarget(
+        platform=platform,
+        apache={"root": platform.apache_root, "version": "2.4.62", "bits": 64},
+        python={"version": "3.11.9", "bits": 64, "base_prefix": "C:/Program Files/Python311",
+                "executable": "C:/Program Files/Python311/python.exe"},
+        service=None if layout == "laragon" else "Apache2.4",
+        reader_sid="S-1-5-18",
+        paths=app_paths(settings),
+        instance_store="C:/impots/instance",
+        tls=tls,
+        httpd_conf=conf,
+    )  # fmt: skip
+
+
+LARAGON_VHOST = """\
+# flask-impots-withpgres: impots (pgres) under /impots
+# Managed by impots-provisioning (templates/windows/vhost.conf.j2): local edits are overwritten.
+
+# Plain HTTP only sends clients to HTTPS: the session cookie never travels in clear.
+<VirtualHost *:80>
+    ServerName flask-impots-withpgres
+    DocumentRoot "C:/impots/www"
+    Redirect permanent / https://flask-impots-withpgres/
+    ErrorLog "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17/logs/flask-impots-withpgres-error.log"
+    CustomLog "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17/logs/flask-impots-withpgres-access.log" combined
+</VirtualHost>
+
+<VirtualHost *:443>
+    ServerName flask-impots-withpgres
+    # An empty folder: nothing of the app is ever served as a file.
+    DocumentRoot "C:/impots/www"
+    <Directory "C:/impots/www">
+        Require all denied
+    </Directory>
+
+    SSLEngine on
+    SSLCertificateFile "C:/laragon/etc/ssl/laragon.crt"
+    SSLCertificateKeyFile "C:/laragon/etc/ssl/laragon.key"
+    SSLProtocol -all +TLSv1.2 +TLSv1.3
+
+    # psycopg2 and other C extensions want the main interpreter.
+    WSGIApplicationGroup %{GLOBAL}
+    WSGIScriptAlias /impots "C:/impots/app/main_withpgres.wsgi"
+    <Directory "C:/impots/app">
+        <Files "main_withpgres.wsgi">
+            Require all granted
+        </Files>
+    </Directory>
+
+    ErrorLog "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17/logs/flask-impots-withpgres-error.log"
+    CustomLog "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17/logs/flask-impots-withpgres-access.log" combined
+</VirtualHost>
+"""  # noqa: E501
+
+LOUNGE_VHOST = """\
+# date-time-server: date-time under /
+# Managed by impots-provisioning (templates/windows/vhost.conf.j2): local edits are overwritten.
+
+# Plain HTTP only sends clients to HTTPS: the session cookie never travels in clear.
+<VirtualHost *:80>
+    ServerName date-time-server
+    DocumentRoot "C:/impots/www"
+    Redirect permanent / https://date-time-server/
+    ErrorLog "C:/Apache24/logs/date-time-server-error.log"
+    CustomLog "C:/Apache24/logs/date-time-server-access.log" combined
+</VirtualHost>
+
+<VirtualHost *:443>
+    ServerName date-time-server
+    # An empty folder: nothing of the app is ever served as a file.
+    DocumentRoot "C:/impots/www"
+    <Directory "C:/impots/www">
+        Require all denied
+    </Directory>
+
+    SSLEngine on
+    SSLCertificateFile "C:/impots/tls/server.pem"
+    SSLCertificateKeyFile "C:/impots/tls/server.key"
+    SSLCertificateChainFile "C:/impots/tls/ca.pem"
+    SSLProtocol -all +TLSv1.2 +TLSv1.3
+
+    # psycopg2 and other C extensions want the main interpreter.
+    WSGIApplicationGroup %{GLOBAL}
+    WSGIScriptAlias / "C:/impots/app/date_time_server.wsgi"
+    <Directory "C:/impots/app">
+        <Files "date_time_server.wsgi">
+            Require all granted
+        </Files>
+    </Directory>
+
+    ErrorLog "C:/Apache24/logs/date-time-server-error.log"
+    CustomLog "C:/Apache24/logs/date-time-server-access.log" combined
+</VirtualHost>
+"""
+
+
+def test_laragon_vhost_exact():
+    settings = settings_for()
+    target = target_for("laragon", settings)
+    site = settings.sites[1]
+    assert (
+        target.platform.vhost_file(site.name)
+        == "C:/laragon/etc/apache2/sites-enabled/flask-impots-withpgres.conf"
+    )
+    assert render_vhost(target, site) == LARAGON_VHOST.replace("\n", "\r\n").encode()
+
+
+def test_apache_lounge_vhost_exact():
+    settings = settings_for(impots_windows_layout="apache-lounge")
+    target = target_for("apache-lounge", settings)
+    site = settings.sites[2]
+    assert target.platform.vhost_file(site.name) == "C:/Apache24/conf/extra/impots-date-time-server.conf"
+    assert render_vhost(target, site) == LOUNGE_VHOST.replace("\n", "\r\n").encode()
+
+
+def test_vhost_files_are_never_named_auto():
+    settings = settings_for()
+    for layout in ("laragon", "apache-lounge"):
+        platform = target_for(layout, settings).platform
+        for name in ("auto.example", "auto", "flask-impots-withmysql"):
+            assert not platform.vhost_file(name).rsplit("/", 1)[1].startswith("auto.")
+    laragon = target_for("laragon", settings).platform
+    assert (
+        laragon.vhost_file("auto.example") == "C:/laragon/etc/apache2/sites-enabled/impots-auto.example.conf"
+    )
+
+
+def test_laragon_httpd_block_exact():
+    settings = settings_for()
+    lines = httpd_block_lines(target_for("laragon", settings), settings)
+    module = "C:/impots/venv/Lib/site-packages/mod_wsgi/server/mod_wsgi.cp311-win_amd64.pyd"
+    assert lines == [
+        "# mod_wsgi for the impots app, loaded once, here only (embedded mode: one Python per Apache).",
+        'LoadFile "C:/Program Files/Python311/python311.dll"',
+        f'LoadModule wsgi_module "{module}"',
+        "# The BASE Python installation: a Windows venv has no standard library, so pointing "
+        "WSGIPythonHome at",
+        "# the venv fails with \"No module named 'encodings'\". The venv's packages come from "
+        "WSGIPythonPath.",
+        'WSGIPythonHome "C:/Program Files/Python311"',
+        'WSGIPythonPath "C:/impots/venv/Lib/site-packages"',
+    ]
+
+
+def test_apache_lounge_httpd_block_exact():
+    settings = settings_for(impots_windows_layout="apache-lounge")
+    lines = httpd_block_lines(target_for("apache-lounge", settings), settings)
+    assert lines[6:] == [
+        'WSGIPythonPath "C:/impots/venv/Lib/site-packages"',
+        "<IfModule !ssl_module>",
+        "    LoadModule ssl_module modules/mod_ssl.so",
+        "</IfModule>",
+        "Listen 127.0.0.1:443",
+        'Include "C:/Apache24/conf/extra/impots-flask-impots-withmysql.conf"',
+        'Include "C:/Apache24/conf/extra/impots-flask-impots-withpgres.conf"',
+        'Include "C:/Apache24/conf/extra/impots-date-time-server.conf"',
+    ]
+
+
+def test_32_bit_module_name():
+    settings = settings_for()
+    target = target_for("laragon", settings)
+    target = WindowsTarget(
+        **{**target.__dict__, "python": {**target.python, "bits": 32, "version": "3.10.11"}}
+    )
+    assert target.mod_wsgi_module.endswith("/mod_wsgi.cp310-win32.pyd")
+    assert target.python_dll == "C:/Program Files/Python311/python310.dll"
+
+
+def test_hosts_block_lines():
+    settings = settings_for(impots_hosts_address="192.0.2.7")
+    assert hosts_block_lines(settings) == [
+        "192.0.2.7 flask-impots-withmysql",
+        "192.0.2.7 flask-impots-withpgres",
+        "192.0.2.7 date-time-server",
+    ]
