@@ -13,6 +13,7 @@ one-line message naming the problem.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import grp
 import hashlib
 import json
@@ -58,7 +59,9 @@ def secrets_status(args: argparse.Namespace) -> None:
     """Key -> sha256 of each value (enough to compare with wanted values, useless to an onlooker),
     and the file's owner, group and mode."""
     values = read_secrets(args.file)
-    status: dict = {"values": {k: hashlib.sha256(str(v).encode()).hexdigest() for k, v in sorted(values.items())}}
+    status: dict = {
+        "values": {k: hashlib.sha256(str(v).encode()).hexdigest() for k, v in sorted(values.items())}
+    }
     if os.path.exists(args.file):
         info = os.stat(args.file)
         status.update(
@@ -220,13 +223,20 @@ def seed_status(venv: str, app: str, dbms: str) -> int:
 
 def db_state(args: argparse.Namespace) -> None:
     """Everything the database operations need, in one call (one round trip for the deploy)."""
-    state: dict = {"seed": {}}
-    for dbms in filter(None, args.dbms.split(",")):
+
+    def account(dbms: str) -> dict:
         try:
-            state[dbms] = mysql_state_of(args) if dbms == "mysql" else pg_state_of(args)
+            return mysql_state_of(args) if dbms == "mysql" else pg_state_of(args)
         except SystemExit:  # the DBMS is not reachable yet: everything is to be done
-            state[dbms] = {}
-        state["seed"][dbms] = seed_status(args.venv, args.app, dbms)
+            return {}
+
+    names = [name for name in args.dbms.split(",") if name]
+    # The queries wait on other processes (clients, the app's seed check): run them side by side.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2 * len(names) or 1) as pool:
+        accounts = {name: pool.submit(account, name) for name in names}
+        seeds = {name: pool.submit(seed_status, args.venv, args.app, name) for name in names}
+        state = {name: future.result() for name, future in accounts.items()}
+        state["seed"] = {name: future.result() for name, future in seeds.items()}
     print(json.dumps(state))
 
 

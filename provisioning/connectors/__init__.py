@@ -1,0 +1,1 @@
+"""pyinfra connectors of this package (``@winssh``, registered in pyproject.toml)."""

@@ -18,6 +18,7 @@ import base64
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from paramiko import Channel
 from pyinfra import logger
 from pyinfra.api.exceptions import ConnectError, PyinfraError
 from pyinfra.api.output import echo
@@ -61,7 +62,8 @@ def build_command_line(
     """``(command line, stdin or None)`` for one script; stdin is used only for very long scripts."""
     wrapped = wrap_script(script, env=env, chdir=chdir)
     command_line = powershell_command_line(wrapped)
-    if len(command_line) <= CMD_LINE_LIMIT:
+    # Margin for what sshd puts around the command (`cmd.exe /c "..."`).
+    if len(command_line) <= CMD_LINE_LIMIT - 200:
         return command_line, None
     return powershell_command_line(STDIN_LOADER), base64.b64encode(wrapped.encode("utf-8")).decode("ascii")
 
@@ -135,6 +137,12 @@ class WinSSHConnector(SSHConnector):
             write_stdin(stdin, stdin_buffer)
         stdin_buffer.close()
 
+        channel = stdout_buffer.channel
+        if isinstance(channel, Channel):
+            # Bytes decoded leniently: a native tool may still print in the OEM code page (é in
+            # cp850 is not UTF-8), which would otherwise end the read with a UnicodeDecodeError.
+            stdout_buffer = _LenientLines(channel.makefile("rb"))
+            stderr_buffer = _LenientLines(channel.makefile_stderr("rb"))
         output = read_output_buffers(
             stdout_buffer,
             stderr_buffer,
@@ -142,7 +150,7 @@ class WinSSHConnector(SSHConnector):
             print_output=print_output,
             print_prefix=self.host.print_prefix,
         )
-        exit_status = stdout_buffer.channel.recv_exit_status()
+        exit_status = channel.recv_exit_status()
         logger.debug("PowerShell exit status: %i", exit_status)
 
         output = _clean_output(output)
@@ -194,6 +202,17 @@ class WinSSHConnector(SSHConnector):
     @override
     def check_can_rsync(self) -> None:
         raise NotImplementedError("@winssh does not support rsync: use files over SFTP")
+
+
+class _LenientLines:
+    """Lines of a binary channel file as text, undecodable bytes replaced (U+FFFD)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def __iter__(self):
+        for line in self.stream:
+            yield line.decode("utf-8", errors="replace")
 
 
 def _clean_output(output: CommandOutput) -> CommandOutput:

@@ -8,12 +8,15 @@ from dataclasses import dataclass
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import LinuxDistribution
-from pyinfra.operations import files
 
 from provisioning.artifact import APP_SOURCE, REPO_ROOT, build_app_artifact
-from provisioning.linux.facts import BindError, InitSystem, VenvState
-from provisioning.linux.operations.apache import apache_applied, apache_enabled, apache_file
+from provisioning.linux.facts import TargetPlatform, VenvState, cached_fact
+from provisioning.linux.operations.apache import (
+    apache_applied,
+    apache_enabled,
+    snapshot_command,
+    stale_vhosts_removed,
+)
 from provisioning.linux.operations.app import (
     MaskedSecrets,
     app_release,
@@ -22,17 +25,18 @@ from provisioning.linux.operations.app import (
     private_file,
     secrets_file,
 )
+from provisioning.linux.operations.content import files_present, folders_present
 from provisioning.linux.operations.databases import database_seeded, mysql_database, postgresql_database
 from provisioning.linux.operations.hosts import hosts_block
 from provisioning.linux.operations.system import (
     line_commented_out,
     packages_installed,
     postgresql_initialized,
-    service_running,
+    services_running,
 )
 from provisioning.linux.operations.tls import ca_fetched, local_ca_certificate
 from provisioning.linux.platforms import LinuxPlatform, choose_platform
-from provisioning.settings import AppPaths, Settings, SettingsError, app_paths
+from provisioning.settings import AppPaths, Settings, SettingsError, Site, app_paths
 
 TEMPLATES = REPO_ROOT / "templates"
 FILES = REPO_ROOT / "files"
@@ -56,6 +60,10 @@ class LinuxPaths:
     def ca_file(self) -> str:
         return f"{self.tls_dir}/ca.pem"
 
+    @property
+    def secrets_file(self) -> str:
+        return f"{self.instance_dir}/secrets.json"
+
 
 def linux_paths(paths: AppPaths) -> LinuxPaths:
     state_dir = "/var/lib/impots-provisioning"
@@ -69,6 +77,13 @@ def linux_paths(paths: AppPaths) -> LinuxPaths:
     )
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: str
+    key: str
+    ca: str | None  # None: a certificate from a CA the clients already trust
+
+
 def render(template: str, **variables) -> str:
     """Render one of our templates to text (StrictUndefined: a typo fails the plan, not Apache)."""
     environment = Environment(
@@ -77,7 +92,7 @@ def render(template: str, **variables) -> str:
     return environment.get_template(template).render(**variables)
 
 
-def smoke_url(settings: Settings, site) -> str:
+def smoke_url(settings: Settings, site: Site) -> str:
     base = "" if site.alias == "/" else site.alias
     if site.kind == "impots":
         return f"https://{site.name}{base}{settings.prefix_url}/"
@@ -87,83 +102,76 @@ def smoke_url(settings: Settings, site) -> str:
 @deploy("impots: Linux host")
 def deploy_linux(settings: Settings) -> None:
     """Provision Apache + mod_wsgi, MariaDB, PostgreSQL, Redis and the impots app on a Linux host."""
-    platform = choose_platform(host.get_fact(LinuxDistribution))
-    init = host.get_fact(InitSystem)
+    target = host.get_fact(TargetPlatform, bind_address=settings.listen_address)
+    platform = choose_platform(target)
+    init = target["init"]
+    if target["bind_error"]:
+        # Apache's configtest does not bind: an address foreign to the target would only fail the reload.
+        problem = f"{settings.listen_address} cannot be used on this host ({target['bind_error']})"
+        raise SettingsError(f"{host.name}: impots_listen_address: {problem}")
     paths = app_paths(settings)
     lpaths = linux_paths(paths)
-    family = platform.family
-    _check_listen_address(settings)
 
-    packages_installed(name="Packages (Apache, build tools, databases)", platform=family)
-    postgresql_initialized(name="PostgreSQL cluster", platform=family)
-    for service in platform.database_services:
-        service_running(name=f"Service {service} running", platform=family, init=init, service=service)
-
+    packages_installed(name="Packages (Apache, build tools, databases)", platform=platform.family)
+    postgresql_initialized(name="PostgreSQL cluster", platform=platform.family)
+    services_running(
+        name="Database services running",
+        platform=platform.family,
+        init=init,
+        services=list(platform.database_services),
+    )
     _folders(platform, paths, lpaths)
-    files.put(
-        name="Target helper (secrets, databases, Apache transaction)",
-        src=str(FILES / "impots_helper.py"),
-        dest=lpaths.helper,
-        user="root",
-        group="root",
-        mode="700",
-    )
-
-    artifact = build_app_artifact()
-    app_release(
-        name="App release", artifact=artifact.path, sha256=artifact.sha256, install_root=paths.install_root
-    )
-    requirements_sha = hashlib.sha256((APP_SOURCE / "requirements.txt").read_bytes()).hexdigest()
-    app_venv(
-        name="App virtual environment",
-        venv=paths.venv,
-        python=platform.system_python,
-        requirements=f"{paths.app}/requirements.txt",
-        requirements_sha256=requirements_sha,
-    )
-    mod_wsgi_installed(
-        name=f"mod_wsgi {MOD_WSGI_VERSION}", venv=paths.venv, apxs=platform.apxs, version=MOD_WSGI_VERSION
-    )
-
-    _instance_config(settings, platform, paths, lpaths)
+    _app(settings, platform, paths, lpaths)
     _databases(settings, paths, lpaths)
     tls = _tls(settings, lpaths)
-    _apache(settings, platform, init, paths, lpaths, tls)
+    _apache(settings, platform, paths, lpaths, tls)
     hosts_block(
         name="Hosts file block", address=settings.hosts_address, names=[site.name for site in settings.sites]
     )
     _apply(settings, platform, init, paths, lpaths, tls)
 
 
-def _check_listen_address(settings: Settings) -> None:
-    """Apache's configtest does not bind: an address foreign to the target would only fail the reload."""
-    if settings.listen_address == "*":
-        return
-    problem = host.get_fact(BindError, address=settings.listen_address)
-    if problem:
-        address = settings.listen_address
-        problem = f"{address} cannot be used on this host ({problem})"
-        raise SettingsError(f"{host.name}: impots_listen_address: {problem}")
-
-
 def _folders(platform: LinuxPlatform, paths: AppPaths, lpaths: LinuxPaths) -> None:
-    group = platform.apache_group
-    for path, user, group_, mode in (
-        (paths.install_root, "root", "root", "755"),
-        (f"{paths.install_root}/bin", "root", "root", "700"),
-        (paths.releases, "root", "root", "755"),
-        (paths.document_root, "root", "root", "755"),
-        (lpaths.instance_dir, "root", group, "750"),
-        (f"{lpaths.instance_dir}/logs", platform.apache_user, group, "750"),
-        (lpaths.tls_dir, "root", "root", "700"),
-        (lpaths.state_dir, "root", "root", "700"),
-    ):
-        files.directory(name=f"Folder {path}", path=path, user=user, group=group_, mode=mode)
+    def folder(path: str, mode: str, user: str = "root", group: str = "root") -> dict:
+        return {"path": path, "user": user, "group": group, "mode": mode}
+
+    folders_present(
+        name="Folders (app, instance, logs, TLS, state)",
+        folders=[
+            folder(paths.install_root, "755"),
+            folder(f"{paths.install_root}/bin", "700"),
+            folder(paths.releases, "755"),
+            folder(paths.document_root, "755"),
+            folder(lpaths.instance_dir, "750", group=platform.apache_group),
+            folder(
+                f"{lpaths.instance_dir}/logs", "750", user=platform.apache_user, group=platform.apache_group
+            ),
+            folder(lpaths.tls_dir, "700"),
+            folder(lpaths.state_dir, "700"),
+        ],
+    )
 
 
-def _instance_config(
-    settings: Settings, platform: LinuxPlatform, paths: AppPaths, lpaths: LinuxPaths
-) -> None:
+def _app(settings: Settings, platform: LinuxPlatform, paths: AppPaths, lpaths: LinuxPaths) -> None:
+    files_present(
+        name="Target helper and app configuration (impots.json)",
+        files=[
+            {
+                "path": lpaths.helper,
+                "src": str(FILES / "impots_helper.py"),
+                "user": "root",
+                "group": "root",
+                "mode": "700",
+            },
+            {
+                "path": f"{lpaths.instance_dir}/impots.json",
+                "content": render("common/impots.json.j2", settings=settings, paths=paths, site=None),
+                "user": "root",
+                "group": platform.apache_group,
+                "mode": "640",
+            },
+        ],
+    )
     given = {
         key: value
         for key, value in (
@@ -178,144 +186,148 @@ def _instance_config(
     secrets_file(
         name="App secrets (secrets.json)",
         helper=lpaths.helper,
-        path=f"{lpaths.instance_dir}/secrets.json",
+        path=lpaths.secrets_file,
         group=platform.apache_group,
         given=MaskedSecrets(given),
         generate=[key for key in generate if key not in given],
         upload_dir=lpaths.state_dir,
     )
-    files.template(
-        name="App configuration (impots.json)",
-        src=str(TEMPLATES / "common" / "impots.json.j2"),
-        dest=f"{lpaths.instance_dir}/impots.json",
-        user="root",
-        group=platform.apache_group,
-        mode="640",
-        settings=settings,
-        paths=paths,
-        site=None,
+
+    artifact = build_app_artifact()
+    app_release(
+        name="App release", artifact=artifact.path, sha256=artifact.sha256, install_root=paths.install_root
+    )
+    app_venv(
+        name="App virtual environment",
+        venv=paths.venv,
+        python=platform.system_python,
+        requirements=f"{paths.app}/requirements.txt",
+        requirements_sha256=hashlib.sha256((APP_SOURCE / "requirements.txt").read_bytes()).hexdigest(),
+    )
+    mod_wsgi_installed(
+        name=f"mod_wsgi {MOD_WSGI_VERSION}", venv=paths.venv, apxs=platform.apxs, version=MOD_WSGI_VERSION
     )
 
 
 def _databases(settings: Settings, paths: AppPaths, lpaths: LinuxPaths) -> None:
-    secrets = f"{lpaths.instance_dir}/secrets.json"
-    database, user = settings.database.name, settings.database.user
+    # The three operations share one state query (one round trip when nothing changes).
+    query = {
+        "helper": lpaths.helper,
+        "secrets": lpaths.secrets_file,
+        "database": settings.database.name,
+        "user": settings.database.user,
+        "dbms": list(settings.dbms_in_use),
+        "venv": paths.venv,
+        "app": paths.app,
+    }
     if "mysql" in settings.dbms_in_use:
-        mysql_database(
-            name="MariaDB database and user",
-            helper=lpaths.helper,
-            secrets=secrets,
-            database=database,
-            user=user,
-        )
+        mysql_database(name="MariaDB database and user", **query)
     if "pgres" in settings.dbms_in_use:
-        postgresql_database(
-            name="PostgreSQL database and role",
-            helper=lpaths.helper,
-            secrets=secrets,
-            database=database,
-            user=user,
-        )
-    for dbms in settings.dbms_in_use:
-        database_seeded(name=f"{dbms} schema and data", venv=paths.venv, app=paths.app, dbms=dbms)
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    cert: str
-    key: str
-    ca: str | None
+        postgresql_database(name="PostgreSQL database and role", **query)
+    if settings.dbms_in_use:
+        database_seeded(name="Schema and data (impots.db.seed)", **query)
 
 
 def _tls(settings: Settings, lpaths: LinuxPaths) -> TlsFiles:
-    names = [site.name for site in settings.sites]
-    d = lpaths.tls_dir
-    if settings.tls.source == "local-ca":
-        local_ca_certificate(name="TLS local CA and server certificate", directory=d, names=names)
-        ca = lpaths.ca_file
-    else:
-        files.put(name="TLS certificate", src=settings.tls.cert, dest=f"{d}/server.pem", mode="644")
-        private_file(name="TLS private key", src=settings.tls.key, dest=f"{d}/server.key")
-        ca = None
+    directory = lpaths.tls_dir
+    cert, key = f"{directory}/server.pem", f"{directory}/server.key"
+    if settings.tls.source == "files":
+        certificates = [
+            {"path": cert, "src": settings.tls.cert, "user": "root", "group": "root", "mode": "644"}
+        ]
         if settings.tls.ca:
-            files.put(name="TLS CA certificate", src=settings.tls.ca, dest=lpaths.ca_file, mode="644")
-            ca = lpaths.ca_file
-    if ca:
-        ca_fetched(
-            name="CA certificate copied to the controller",
-            src=ca,
-            dest=str(REPO_ROOT / ".artifacts" / host.name / "impots-ca.pem"),
-        )
-    return TlsFiles(cert=f"{d}/server.pem", key=f"{d}/server.key", ca=ca)
+            certificates.append(
+                {
+                    "path": lpaths.ca_file,
+                    "src": settings.tls.ca,
+                    "user": "root",
+                    "group": "root",
+                    "mode": "644",
+                }
+            )
+        files_present(name="TLS certificates (given files)", files=certificates)
+        private_file(name="TLS private key (given file)", src=settings.tls.key, dest=key)
+        return TlsFiles(cert=cert, key=key, ca=lpaths.ca_file if settings.tls.ca else None)
+
+    local_ca_certificate(
+        name="TLS local CA and server certificate",
+        directory=directory,
+        names=[s.name for s in settings.sites],
+    )
+    ca_fetched(
+        name="CA certificate copied to the controller",
+        directory=directory,
+        dest=str(REPO_ROOT / ".artifacts" / host.name / "impots-ca.pem"),
+    )
+    return TlsFiles(cert=cert, key=key, ca=lpaths.ca_file)
 
 
 def _apache(
-    settings: Settings, platform: LinuxPlatform, init: str, paths: AppPaths, lpaths: LinuxPaths, tls: TlsFiles
+    settings: Settings, platform: LinuxPlatform, paths: AppPaths, lpaths: LinuxPaths, tls: TlsFiles
 ) -> None:
-    common = {
-        "helper": lpaths.helper,
-        "config_root": platform.apache_config_root,
-        "snapshot": lpaths.snapshot,
-    }
     variables = {"settings": settings, "paths": paths, "platform": platform}
 
     # mod_wsgi's LoadModule line exists only once it is built: rendered when the operation runs.
     def wsgi_module(*templates: str):
         def content() -> str:
-            module_config = host.get_fact(VenvState, venv=paths.venv)["module_config"]
+            module_config = cached_fact(VenvState, venv=paths.venv)["module_config"]
             return "".join(render(t, module_config=module_config, **variables) for t in templates)
 
         return content
 
+    def config_file(path: str, content) -> dict:
+        return {"path": path, "content": content, "user": "root", "group": "root", "mode": "644"}
+
     if platform.uses_a2en:
-        apache_file(
-            name="mod_wsgi LoadModule",
-            path=f"{platform.module_dir}/wsgi_impots.load",
-            content=wsgi_module("linux/wsgi.load.j2"),
-            **common,
-        )
-        apache_file(
-            name="mod_wsgi settings",
-            path=f"{platform.module_dir}/wsgi_impots.conf",
-            content=wsgi_module("linux/wsgi.conf.j2"),
-            **common,
-        )
+        module_files = [
+            config_file(f"{platform.module_dir}/wsgi_impots.load", wsgi_module("linux/wsgi.load.j2")),
+            config_file(f"{platform.module_dir}/wsgi_impots.conf", wsgi_module("linux/wsgi.conf.j2")),
+        ]
     else:
-        apache_file(
-            name="mod_wsgi module",
-            path=f"{platform.module_dir}/10-wsgi-impots.conf",
-            content=wsgi_module("linux/wsgi.load.j2", "linux/wsgi.conf.j2"),
-            **common,
-        )
-    apache_file(
-        name="Listen addresses",
-        path=platform.ports_file,
-        content=render("linux/ports.conf.j2", **variables),
-        **common,
+        module_files = [
+            config_file(
+                f"{platform.module_dir}/10-wsgi-impots.conf",
+                wsgi_module("linux/wsgi.load.j2", "linux/wsgi.conf.j2"),
+            )
+        ]
+    files_present(
+        name="Apache configuration (mod_wsgi, Listen, deny rules, vhosts)",
+        files=[
+            *module_files,
+            config_file(platform.ports_file, render("linux/ports.conf.j2", **variables)),
+            config_file(f"{platform.conf_dir}/impots.conf", render("linux/impots.conf.j2", **variables)),
+            *(
+                config_file(
+                    platform.site_file(site.name),
+                    render("linux/vhost.conf.j2", site=site, tls=tls, **variables),
+                )
+                for site in settings.sites
+            ),
+        ],
+        before=snapshot_command(lpaths.helper, platform.apache_config_root, lpaths.snapshot),
     )
-    apache_file(
-        name="Deny the install root",
-        path=f"{platform.conf_dir}/impots.conf",
-        content=render("linux/impots.conf.j2", **variables),
-        **common,
+    stale_vhosts_removed(
+        name="Vhosts of removed sites",
+        platform=platform.family,
+        keep=[site.name for site in settings.sites],
+        helper=lpaths.helper,
+        snapshot=lpaths.snapshot,
     )
-    for site in settings.sites:
-        apache_file(
-            name=f"Vhost {site.name}",
-            path=platform.site_file(site.name),
-            content=render("linux/vhost.conf.j2", site=site, tls=tls, **variables),
-            **common,
-        )
-    enable = {"helper": lpaths.helper, "snapshot": lpaths.snapshot}
     if platform.uses_a2en:
         # The first LoadModule wsgi_module wins silently: Debian's own mod_wsgi must stay off.
+        items = [
+            ["mod", "wsgi", False],
+            ["mod", "ssl", True],
+            ["mod", "wsgi_impots", True],
+            ["conf", "impots", True],
+        ]
+        items += [["site", site.name, True] for site in settings.sites]
         apache_enabled(
-            name="Debian's own mod_wsgi disabled", kind="mod", item="wsgi", enabled=False, **enable
+            name="Apache modules, conf and sites enabled",
+            items=items,
+            helper=lpaths.helper,
+            snapshot=lpaths.snapshot,
         )
-        for kind, item in (("mod", "ssl"), ("mod", "wsgi_impots"), ("conf", "impots")):
-            apache_enabled(name=f"Apache {kind} {item} enabled", kind=kind, item=item, **enable)
-        for site in settings.sites:
-            apache_enabled(name=f"Site {site.name} enabled", kind="site", item=site.name, **enable)
     else:
         for path, pattern in (
             ("/etc/httpd/conf/httpd.conf", "^Listen 80$"),
@@ -343,7 +355,6 @@ def _apply(
         }
         for site in settings.sites
     ]
-    instance = lpaths.instance_dir
     apache_applied(
         name=f"Apache {platform.apache_service}: configtest, (re)load, smoke check",
         platform=platform.family,
@@ -356,8 +367,8 @@ def _apply(
             platform.apache_config_root,
             paths.app,
             f"{paths.venv}/.impots-requirements.sha256",
-            f"{instance}/impots.json",
-            f"{instance}/secrets.json",
+            f"{lpaths.instance_dir}/impots.json",
+            lpaths.secrets_file,
             tls.cert,
             tls.key,
         ],

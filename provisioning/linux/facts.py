@@ -58,47 +58,48 @@ def cached_fact(fact_cls: type[FactBase], **kwargs: Any) -> Any:
     return value
 
 
+def _bind_check_script(address: str) -> str:
+    family = "AF_INET6" if ":" in address else "AF_INET"
+    return (
+        "import socket, sys\n"
+        f"s = socket.socket(socket.{family})\n"
+        "try:\n    s.bind((sys.argv[1], 0))\n"
+        "except OSError as e:\n    print('IMPOTS_BIND_ERROR=' + e.strerror)\n"
+    )
+
+
 class TargetPlatform(FactBase[dict]):
     """
-    Returns ``{"release_meta": <key/values of /etc/os-release>, "init": "systemd" | "sysvinit"}``.
-    systemd only when it is PID 1 (``/run/systemd/system`` exists): containers ship ``systemctl``
-    without running systemd.
+    Returns ``{"release_meta": <key/values of /etc/os-release>, "init": "systemd" | "sysvinit",
+    "bind_error": <why bind_address cannot be bound, or None>}``.
+
+    + ``init``: systemd only when it is PID 1 (``/run/systemd/system`` exists): containers ship
+      ``systemctl`` without running systemd.
+    + ``bind_error``: Apache's configtest does not bind, so an address foreign to the target would only
+      fail at reload; checked here, before anything changes (``None`` too while python3 is missing).
     """
 
     @staticmethod
     def default() -> dict:
-        return {"release_meta": {}, "init": "sysvinit"}
+        return {"release_meta": {}, "init": "sysvinit", "bind_error": None}
 
-    def command(self) -> str:
-        return (
+    def command(self, bind_address: str | None = None) -> str:
+        command = (
             "cat /etc/os-release 2>/dev/null; if test -d /run/systemd/system; "
             "then echo IMPOTS_INIT=systemd; else echo IMPOTS_INIT=sysvinit; fi"
         )
+        if bind_address and bind_address != "*":
+            script = _bind_check_script(bind_address)
+            command += (
+                f"; if command -v python3 >/dev/null; then python3 -c {_q(script)} {_q(bind_address)}; fi"
+            )
+        return command
 
     def process(self, output: list[str]) -> dict:
         values = {key: value.strip("\"'") for key, value in _parse_key_values(output).items()}
         init = values.pop("IMPOTS_INIT", "sysvinit")
-        return {"release_meta": values, "init": init}
-
-
-class BindError(FactBase[str]):
-    """
-    Returns why the target cannot bind ``address`` (e.g. ``Cannot assign requested address``), or
-    ``None`` when it can or when python3 is not installed yet (a fresh host).
-    """
-
-    def command(self, address: str) -> str:
-        family = "AF_INET6" if ":" in address else "AF_INET"
-        script = (
-            "import socket, sys\n"
-            f"s = socket.socket(socket.{family})\n"
-            "try:\n    s.bind((sys.argv[1], 0))\n"
-            "except OSError as e:\n    print(e.strerror)\n"
-        )
-        return f"if command -v python3 >/dev/null; then python3 -c {_q(script)} {_q(address)}; fi"
-
-    def process(self, output: list[str]) -> str | None:
-        return "\n".join(output).strip() or None
+        bind_error = values.pop("IMPOTS_BIND_ERROR", None)
+        return {"release_meta": values, "init": init, "bind_error": bind_error}
 
 
 class MissingPackages(FactBase[list]):
@@ -245,6 +246,27 @@ class ApacheEnabledItems(FactBase[list]):
 
     def process(self, output: list[str]) -> list:
         return sorted(line.strip() for line in output if line.strip())
+
+
+VHOST_MARKER = "Managed by impots-provisioning (templates/linux/vhost.conf.j2)"
+
+
+class ManagedVhosts(FactBase[list]):
+    """
+    Returns the names (without ``.conf``) of the vhost files in ``site_dir`` that our template wrote
+    (they carry its marker line), so sites removed from the data can be removed from Apache too.
+    """
+
+    @staticmethod
+    def default() -> list:
+        return []
+
+    def command(self, site_dir: str) -> str:
+        return f"grep -l {_q(VHOST_MARKER)} {_q(site_dir)}/*.conf 2>/dev/null; true"
+
+    def process(self, output: list[str]) -> list:
+        names = [line.strip().rsplit("/", 1)[-1] for line in output if line.strip().endswith(".conf")]
+        return sorted(name[: -len(".conf")] for name in names)
 
 
 class VenvState(FactBase[dict]):

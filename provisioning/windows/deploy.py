@@ -179,7 +179,9 @@ def ssl_listen(httpd_conf: str, listen_address: str) -> str | None:
     (a ``Listen 443`` line or an included ``*ssl*.conf``, e.g. Laragon with SSL on)."""
     if _ACTIVE_SSL.search(operations.without_marked_block(httpd_conf)):
         return None
-    return "443" if listen_address == "*" else f"{listen_address}:443"
+    if listen_address == "*":
+        return "443"
+    return f"[{listen_address}]:443" if ":" in listen_address else f"{listen_address}:443"
 
 
 def resolve_tls(settings: Settings, platform: WindowsPlatform, tls_dir: str) -> TlsFiles:

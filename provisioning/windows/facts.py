@@ -5,9 +5,11 @@ Each fact's ``command`` is a PowerShell 5.1 script printing one line of compact 
 becomes the fact's default. Paths may be given with ``/`` or ``\\``.
 
 The scripts are kept as plain PowerShell text below; arguments are assigned in front of them as
-single-quoted literals (``ps_assign``), never formatted into the script body. Native programs' stderr is
-never redirected: with ``$ErrorActionPreference = 'Stop'`` Windows PowerShell 5.1 turns a redirected
-stderr line into a terminating error.
+single-quoted literals (``ps_assign``), never formatted into the script body. Native programs run inside
+``& { $ErrorActionPreference = 'Continue'; & prog ... }`` and their stderr is never redirected: under the
+wrapper's ``'Stop'``, Windows PowerShell 5.1 may turn a native program's stderr line (``httpd -t`` always
+prints "Syntax OK" there) into a terminating error; the child scope keeps 'Continue' local, and
+``$LASTEXITCODE`` (global) still tells success.
 """
 
 from __future__ import annotations
@@ -203,7 +205,7 @@ $result = @()
 foreach ($exe in $candidates) {
     if (-not (Test-Path -LiteralPath $exe -PathType Leaf)) { continue }
     if ($exe -like '*\WindowsApps\*') { continue }
-    $out = & $exe -c $probe
+    $out = & { $ErrorActionPreference = 'Continue'; & $exe -c $probe }
     if ($LASTEXITCODE -eq 0 -and $out) {
         $result += ($out | Select-Object -Last 1 | ConvertFrom-Json)
     }
@@ -255,9 +257,9 @@ $result = $null
 if (Test-Path -LiteralPath $httpd -PathType Leaf) {
     $version = $null
     $architecture = $null
-    $v = (& $httpd -v | Out-String)
+    $v = (& { $ErrorActionPreference = 'Continue'; & $httpd -v } | Out-String)
     if ($v -match 'Apache/([0-9.]+)') { $version = $Matches[1] }
-    $vv = (& $httpd -V | Out-String)
+    $vv = (& { $ErrorActionPreference = 'Continue'; & $httpd -V } | Out-String)
     if ($vv -match 'Architecture:\s+(\d+)-bit') { $architecture = [int]$Matches[1] }
     $global:LASTEXITCODE = 0
     $bytes = [IO.File]::ReadAllBytes($httpd)
@@ -353,7 +355,8 @@ $vswhere = "${env:ProgramFiles(x86)}\Microsoft Visual Studio\Installer\vswhere.e
 $found = Test-Path -LiteralPath $vswhere -PathType Leaf
 $installations = @()
 if ($found) {
-    $installations = @(& $vswhere -products '*' -requires $component -property installationPath)
+    $installations = @(& { $ErrorActionPreference = 'Continue'; & $vswhere -products '*' `
+        -requires $component -property installationPath })
     $global:LASTEXITCODE = 0
 }
 $result = @{ vswhere = $found; installations = $installations }

@@ -105,7 +105,7 @@ def put_local_file(src: str, dest: str):
 
 
 _RESTRICT_ACL = r"""
-& icacls.exe $p /inheritance:r /grant:r @grants /Q
+& { $ErrorActionPreference = 'Continue'; & icacls.exe $p /inheritance:r /grant:r @grants /Q }
 if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 """
 
@@ -203,8 +203,8 @@ def marked_block(path: str, lines: Sequence[str], marker: str = MARKER, newline:
         host.noop(f"the block in {path} is already up to date")
         return
     _log_diff(path, current, wanted)
-    # Written by .NET from an uploaded copy: SFTP would replace the file's ACL-protected content
-    # in place too, but a copy keeps the hosts file's owner and attributes untouched.
+    # Uploaded beside the file, then written in by one WriteAllBytes: a dropped SFTP transfer never
+    # leaves half a hosts file or httpd.conf, and the file keeps its ACL (overwritten, not replaced).
     yield FileUploadCommand(BytesIO(wanted.encode("utf-8")), f"{path}.impots-new")
     yield ps_assign(p=win_path(path), new=win_path(f"{path}.impots-new")) + _REPLACE_CONTENT.lstrip()
 
@@ -219,10 +219,10 @@ Remove-Item -LiteralPath $new -Force
 
 _MAKE_VENV = r"""
 if (Test-Path -LiteralPath $venv) {
-    & cmd.exe /d /c rmdir /s /q $venv
+    & { $ErrorActionPreference = 'Continue'; & cmd.exe /d /c rmdir /s /q $venv }
     if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 }
-& $python -m venv $venv
+& { $ErrorActionPreference = 'Continue'; & $python -m venv $venv }
 if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 """
 
@@ -252,7 +252,8 @@ def stamp_path(venv_path: str, name: str) -> str:
 
 
 _PIP_INSTALL = r"""
-& $python -m pip install --disable-pip-version-check --no-input --requirement $requirements
+& { $ErrorActionPreference = 'Continue'; & $python -m pip install --disable-pip-version-check --no-input `
+    --requirement $requirements }
 if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 [IO.File]::WriteAllText($stamp, $digest)
 """
@@ -290,8 +291,8 @@ def pip_requirements(venv_path: str, requirements: bytes):
 
 _MOD_WSGI_INSTALL = r"""
 $env:MOD_WSGI_APACHE_ROOTDIR = $apache
-& $python -m pip install --disable-pip-version-check --no-input --no-cache-dir --force-reinstall `
-    --no-deps $package
+& { $ErrorActionPreference = 'Continue'; & $python -m pip install --disable-pip-version-check --no-input `
+    --no-cache-dir --force-reinstall --no-deps $package }
 if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 [IO.File]::WriteAllText($stamp, $wanted)
 """
@@ -338,18 +339,18 @@ $actual = (Get-FileHash -LiteralPath $archive -Algorithm SHA256).Hash.ToLowerInv
 if ($actual -ne $sha256) { throw "uploaded artifact $archive has SHA256 $actual, expected $sha256" }
 foreach ($old in @($staging, $release)) {
     if (Test-Path -LiteralPath $old) {
-        & cmd.exe /d /c rmdir /s /q $old
+        & { $ErrorActionPreference = 'Continue'; & cmd.exe /d /c rmdir /s /q $old }
         if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
     }
 }
 $null = [IO.Directory]::CreateDirectory($staging)
-& tar.exe -x -z -f $archive -C $staging
+& { $ErrorActionPreference = 'Continue'; & tar.exe -x -z -f $archive -C $staging }
 if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 $null = New-Item -ItemType Junction -Path (Join-Path $staging 'instance') -Value $instance
 Rename-Item -LiteralPath $staging -NewName (Split-Path -Leaf $release)
 Remove-Item -LiteralPath $archive -Force
 if (Test-Path -LiteralPath $app) {
-    & cmd.exe /d /c rmdir $app
+    & { $ErrorActionPreference = 'Continue'; & cmd.exe /d /c rmdir $app }
     if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 }
 $null = New-Item -ItemType Junction -Path $app -Value $release
@@ -419,7 +420,7 @@ foreach ($name in $generate) {
     }
 }
 if (-not (Test-Path -LiteralPath $target -PathType Leaf)) { [IO.File]::WriteAllText($target, '{}') }
-& icacls.exe $target /inheritance:r /grant:r @grants /Q
+& { $ErrorActionPreference = 'Continue'; & icacls.exe $target /inheritance:r /grant:r @grants /Q }
 if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 $json = ConvertTo-Json -InputObject $values -Compress
 [IO.File]::WriteAllText($target, $json, (New-Object System.Text.UTF8Encoding $false))
@@ -476,7 +477,7 @@ def secrets_file(path: str, given: Mapping[str, str | None], generate: Sequence[
 # --- Apache ------------------------------------------------------------------------------------------
 
 _CONFIG_TEST = r"""
-& $httpd -t
+& { $ErrorActionPreference = 'Continue'; & $httpd -t }
 if ($LASTEXITCODE -ne 0) { throw "httpd -t failed: Apache keeps running its previous configuration" }
 """
 

@@ -21,13 +21,15 @@ CMD_LINE_LIMIT = 8191
 POWERSHELL = "powershell -NoProfile -NonInteractive -EncodedCommand"
 
 # Runs every script: UTF-8 on stdout/stderr (the console default is the OEM code page, which mangles
-# "impôts"), no progress records (they come out as CLIXML on a pipe), errors stop the script, a
-# terminating error becomes exit code 1 with its message on stderr, and a script that ends normally
-# exits with the code of the last native program it ran (0 if none). `exit` inside the script wins.
+# "impôts"; Python children too, which print in the ANSI code page to a pipe), no progress records
+# (they come out as CLIXML on a pipe), errors stop the script, a terminating error becomes exit code 1
+# with its message on stderr, and a script that ends normally exits with the code of the last native
+# program it ran (0 if none). `exit` inside the script wins.
 WRAPPER_HEAD = """\
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 try { [Console]::OutputEncoding = New-Object System.Text.UTF8Encoding $false } catch { }
+$env:PYTHONIOENCODING = 'utf-8'
 $global:LASTEXITCODE = 0
 try {
 """
@@ -87,15 +89,6 @@ def sftp_path(path: str) -> str:
         rest = converted[2:] or "/"
         return f"/{match.group(1).upper()}:{rest}"
     return converted
-
-
-def native(*parts: str) -> str:
-    """Call a native program (parts already quoted) and stop the script with its exit code on failure.
-
-    Windows PowerShell 5.1 does not stop on a failing native program, so every call is followed by an
-    explicit check of ``$LASTEXITCODE``.
-    """
-    return "& " + " ".join(parts) + "\nif ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }"
 
 
 def wrap_script(script: str, env: Mapping[str, str] | None = None, chdir: str | None = None) -> str:

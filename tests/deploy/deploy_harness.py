@@ -92,11 +92,23 @@ class PyinfraRun:
         return self
 
 
-def cli_data_value(value: Any) -> str:
-    """Format a `--data key=value` value so that pyinfra's own `parse_cli_arg` gives back `value`."""
-    from pyinfra_cli.util import parse_cli_arg
+def _kept_as_string_by_pyinfra(value: str) -> bool:
+    """Mirror of `pyinfra_cli.util.parse_cli_arg` (not imported: pyinfra_cli monkey-patches ssl with
+    gevent at import, which breaks `requests` in the test process)."""
+    if value.lower() in ("true", "false"):
+        return False
+    for parse in (int, json.loads):
+        try:
+            parse(value)
+        except ValueError:
+            continue
+        return False
+    return True
 
-    if isinstance(value, str) and parse_cli_arg(value) == value:
+
+def cli_data_value(value: Any) -> str:
+    """Format a `--data key=value` value so that pyinfra's `parse_cli_arg` gives back `value`."""
+    if isinstance(value, str) and _kept_as_string_by_pyinfra(value):
         return value
     return json.dumps(value)
 
@@ -167,12 +179,16 @@ def run_deploy(
 # --- the target's state -------------------------------------------------------------------------------
 
 
-def tree_digest(paths: Iterable[Path | str]) -> dict[str, str]:
-    """sha256 of every regular file (and the target of every link) under `paths`, keyed by path."""
+def tree_digest(paths: Iterable[Path | str], skip_dirs: Iterable[str] = ("logs",)) -> dict[str, str]:
+    """sha256 of every regular file (and the target of every link) under `paths`, keyed by path.
+
+    Folders named in `skip_dirs` are left out: the app writes its logs there on every request."""
     digests: dict[str, str] = {}
     for root in map(Path, paths):
         candidates = [root] if not root.is_dir() or root.is_symlink() else sorted(root.rglob("*"))
         for path in candidates:
+            if set(path.relative_to(root).parts[:-1]) & set(skip_dirs):
+                continue
             if path.is_symlink():
                 digests[str(path)] = "-> " + os.readlink(path)
             elif path.is_file():

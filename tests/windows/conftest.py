@@ -39,14 +39,18 @@ class FakeWindowsSshd:
     def known_hosts(self) -> str:
         return str(self.workdir / "known_hosts")
 
-    def answer(self, script: str, stdout: str = "", stderr: str = "", status: int = 0) -> None:
-        """What the fake powershell prints for ``script`` (the full wrapped script it receives)."""
+    def answer(
+        self, script: str, stdout: str = "", stderr: str = "", status: int = 0, encoding: str = "utf-8"
+    ) -> None:
+        """What the fake powershell prints for ``script`` (the full wrapped script it receives);
+        ``encoding`` is the one stdout is written in."""
         path = self.workdir / "answers.json"
         answers = json.loads(path.read_text())
         answers[hashlib.sha256(script.encode("utf-8")).hexdigest()] = {
             "stdout": stdout,
             "stderr": stderr,
             "status": status,
+            "encoding": encoding,
         }
         path.write_text(json.dumps(answers))
 
@@ -139,4 +143,7 @@ def drive_c() -> Iterator[Path]:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         if made_root:
-            root.rmdir()
+            try:
+                root.rmdir()
+            except OSError:  # another test run is using it: it removes it when done
+                pass

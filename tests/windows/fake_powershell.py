@@ -36,7 +36,9 @@ def main() -> int:
     if answer is None:
         sys.stderr.write("fake powershell: no answer for this script\n")
         return 65
-    sys.stdout.buffer.write(answer.get("stdout", "").replace("\n", "\r\n").encode("utf-8"))
+    sys.stdout.buffer.write(
+        answer.get("stdout", "").replace("\n", "\r\n").encode(answer.get("encoding", "utf-8"))
+    )
     sys.stderr.buffer.write(answer.get("stderr", "").replace("\n", "\r\n").encode("utf-8"))
     return int(answer.get("status", 0))
 

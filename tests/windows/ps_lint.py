@@ -7,7 +7,9 @@ then checks what is easy to get wrong when writing PowerShell from Python:
 - no ``&&`` / ``||`` (pipeline chain operators exist only from PowerShell 7);
 - no redirected stderr (``2>``): with ``$ErrorActionPreference = 'Stop'``, Windows PowerShell 5.1 turns
   the first stderr line of a native program into a terminating error;
-- no ``?.``/``??`` (PowerShell 7 only) and no ternary ``? :`` (PowerShell 7 only).
+- no ``?.``/``??`` (PowerShell 7 only);
+- every native program call (``& $var ...`` or ``& name.exe ...``) inside
+  ``& { $ErrorActionPreference = 'Continue'; ... }``, so that its stderr cannot stop the script.
 """
 
 from __future__ import annotations
@@ -92,6 +94,12 @@ def lint(script: str) -> list[str]:
             stack.pop()
     if stack:
         problems.append(f"unclosed {stack!r}")
+    for match in re.finditer(r"&\s+(\$\w+|[\w.-]+\.exe)\b", script):
+        before = script[max(0, match.start() - 45) : match.start()]
+        if not before.endswith("& { $ErrorActionPreference = 'Continue'; "):
+            problems.append(
+                f"native call outside a Continue block: {script[match.start() : match.start() + 40]!r}"
+            )
     for pattern, why in (
         (r"&&|\|\|", "&& / || need PowerShell 7"),
         (r"(?<![\w$])2>", "redirected stderr turns into a terminating error under Stop in 5.1"),

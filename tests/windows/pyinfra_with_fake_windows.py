@@ -6,7 +6,9 @@ Windows machine of win_fakes (``laragon`` or ``apache-lounge``), e.g.
 Only the transport is fake: inventory, group_data, deploy.py, settings, facts, operations and the
 connector's command building are the real ones. Each command line received is appended to
 ``$FAKE_WINDOWS_LOG`` (one decoded script per JSON line) when that variable is set;
-``$FAKE_WINDOWS_ARTIFACTS`` replaces ``.artifacts`` for the controller-made TLS files.
+``$FAKE_WINDOWS_ARTIFACTS`` replaces ``.artifacts`` for the controller-made TLS files;
+``$FAKE_WINDOWS_SFTP_LOG``: file transfers are logged there (``["put", sftp path, size]``) instead of
+failing, so a full run (not ``--dry``) executes every operation against the fake machine.
 """
 
 from __future__ import annotations
@@ -37,6 +39,23 @@ def main() -> None:
         import provisioning.windows.tls as windows_tls
 
         windows_tls.ARTIFACTS_DIR = Path(artifacts)
+    sftp_log = os.environ.get("FAKE_WINDOWS_SFTP_LOG")
+    if sftp_log:
+        # Uploads/downloads land in a log (SFTP path, size) instead of a Windows disk.
+        class FakeSftp:
+            def putfo(self, file_io, remote):
+                with open(sftp_log, "a", encoding="utf-8") as out:
+                    out.write(json.dumps(["put", remote, len(file_io.read())]) + "\n")
+
+            def getfo(self, remote, file_io):
+                with open(sftp_log, "a", encoding="utf-8") as out:
+                    out.write(json.dumps(["get", remote, 0]) + "\n")
+
+        def fake_transfer_connection(self):
+            return FakeSftp()
+
+        fake_transfer_connection.cache = {}  # the connector's disconnect() clears pyinfra's memoize cache
+        WinSSHConnector.get_file_transfer_connection = fake_transfer_connection
     log = os.environ.get("FAKE_WINDOWS_LOG")
     if log:
         answer = windows.answer

@@ -33,7 +33,9 @@ OPERATIONS = [
 ]
 
 
-def run_cli(tmp_path: Path, machine: str, layout: str, *args: str) -> tuple[int, str, list[str]]:
+def run_cli(
+    tmp_path: Path, machine: str, layout: str, *args: str, sftp_log: Path | None = None
+) -> tuple[int, str, list[str]]:
     """Run pyinfra against the fake ``machine`` with an inventory asking for ``layout``; returns
     (exit code, stdout + stderr, decoded scripts the machine received)."""
     inventory = tmp_path / "inventory.py"
@@ -47,6 +49,8 @@ def run_cli(tmp_path: Path, machine: str, layout: str, *args: str) -> tuple[int,
         "FAKE_WINDOWS_ARTIFACTS": str(tmp_path / "artifacts"),
         "IMPOTS_SECRET_KEY": SECRET,
     }
+    if sftp_log:
+        env["FAKE_WINDOWS_SFTP_LOG"] = str(sftp_log)
     for name in ("IMPOTS_MYSQL_PASSWORD", "IMPOTS_PGRES_PASSWORD", "IMPOTS_SMTP_PASSWORD"):
         env.pop(name, None)
     result = subprocess.run(
@@ -92,3 +96,30 @@ def test_cli_stops_on_a_prerequisite_before_any_change(tmp_path):
     assert "@winssh/lab-pc: no Apache in C:/laragon/bin/apache (no httpd-* folder)" in output
     assert "Detected changes" not in output
     assert all("ConvertTo-Json -InputObject" in script for script in scripts)
+
+
+@pytest.mark.parametrize("layout", ["laragon", "apache-lounge"])
+def test_cli_full_run_executes_every_operation(tmp_path, layout):
+    """Not --dry: every operation runs through the connector (the fake answers success), uploads go
+    through pyinfra's put_file with SFTP paths, and the restart runs because something changed."""
+    sftp_log = tmp_path / "sftp.jsonl"
+    code, output, scripts = run_cli(tmp_path, layout, layout, "-y", sftp_log=sftp_log)
+    assert code == 0, output
+    results = output[output.index("--> Results:") :]
+    assert "Grand total" in results and "Error" in results
+    total = next(line for line in results.splitlines() if "Grand total" in line).split()
+    # Every operation changed something but "Apache running" (already running); Apache Lounge has 3 more
+    # (TLS folder, certificate, key); no error.
+    changed = "19" if layout == "laragon" else "22"
+    assert total[-3:] == [changed, "-", "1"]
+    puts = [json.loads(line)[1] for line in sftp_log.read_text().splitlines()]
+    vhosts = (
+        "/C:/laragon/etc/apache2/sites-enabled/" if layout == "laragon" else "/C:/Apache24/conf/extra/impots-"
+    )
+    assert f"{vhosts}flask-impots-withmysql.conf" in puts
+    assert "/C:/Windows/System32/drivers/etc/hosts.impots-new" in puts
+    assert any(p.startswith("/C:/impots/releases/") and p.endswith(".tar.gz") for p in puts)
+    restart = [s for s in scripts if "& $httpd -t" in s]
+    assert restart, "the restart did not run"
+    assert ("Restart-Service" in restart[0]) == (layout == "apache-lounge")
+    assert SECRET not in output and not any(SECRET in script for script in scripts)

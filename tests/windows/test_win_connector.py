@@ -10,6 +10,7 @@ import pytest
 from pyinfra.api import Config, Inventory, State, StringCommand
 from pyinfra.api.connect import connect_all, disconnect_all
 from pyinfra.api.deploy import add_deploy
+from pyinfra.api.exceptions import ConnectError
 from pyinfra.api.operations import run_ops
 from pyinfra.connectors.util import CommandOutput, OutputLine
 from pyinfra.operations import server
@@ -65,6 +66,14 @@ def test_clean_output_strips_cr_and_decodes_clixml():
     assert cleaned.stderr_lines == ["Restart-Service : boom"]
 
 
+def test_scp_is_refused_with_a_clear_error():
+    inventory = Inventory(([("@winssh/lab-pc", {"ssh_file_transfer_protocol": "scp"})], {}))
+    state = State(inventory, Config())
+    host = inventory.get_host("@winssh/lab-pc")
+    with pytest.raises(ConnectError, match="ssh_file_transfer_protocol must be 'sftp' with @winssh"):
+        WinSSHConnector(state, host).connect()
+
+
 # --- end to end over a real sshd --------------------------------------------------------------------------
 
 
@@ -91,6 +100,15 @@ def test_exit_code_stdout_stderr_faithful(windows_sshd, winssh_host):
 
     status, _ = host.run_shell_command(StringCommand(script), _success_exit_codes=[0, 3])
     assert status is True
+
+
+def test_output_in_the_oem_code_page_does_not_break_the_read(windows_sshd, winssh_host):
+    _, host = winssh_host
+    script = "& icacls.exe 'C:\\x'"
+    windows_sshd.answer(wrap_script(script), stdout="Fichier traité\nfin\n", status=0, encoding="cp850")
+    status, output = host.run_shell_command(StringCommand(script))
+    assert status is True
+    assert output.stdout_lines == ["Fichier trait\ufffd", "fin"]
 
 
 def test_env_and_chdir_are_set_inside_the_script(windows_sshd, winssh_host):

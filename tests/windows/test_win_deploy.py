@@ -164,6 +164,8 @@ def test_choose_python_prefers_newest_matching_bitness():
 def test_ssl_listen_detection():
     assert ssl_listen("Listen 80\r\n", "127.0.0.1") == "127.0.0.1:443"
     assert ssl_listen("Listen 80\r\n", "*") == "443"
+    assert ssl_listen("Listen 80\r\n", "::1") == "[::1]:443"
+    assert ssl_listen("Listen [::]:443\r\n", "::1") is None
     assert ssl_listen("Listen 80\r\nListen 443\r\n", "127.0.0.1") is None
     assert ssl_listen("  Listen 0.0.0.0:443 https\r\n", "127.0.0.1") is None
     assert ssl_listen('Include "C:/laragon/etc/apache2/httpd-ssl.conf"\r\n', "127.0.0.1") is None

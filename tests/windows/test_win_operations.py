@@ -101,7 +101,7 @@ def test_restricted_acl_on_folder():
     assert commands == [
         "$p = 'C:\\impots'\n"
         f"$grants = @('*S-1-5-18:(OI)(CI)F', '*{USER}:(OI)(CI)RX', '*S-1-5-32-544:(OI)(CI)F')\n"
-        "& icacls.exe $p /inheritance:r /grant:r @grants /Q\n"
+        "& { $ErrorActionPreference = 'Continue'; & icacls.exe $p /inheritance:r /grant:r @grants /Q }\n"
         "if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }"
     ]
     assert_scripts_lint_clean(commands)
@@ -203,10 +203,10 @@ def test_venv_created():
         "$python = 'C:\\Program Files\\Python311\\python.exe'\n"
         "$venv = 'C:\\impots\\venv'\n"
         "if (Test-Path -LiteralPath $venv) {\n"
-        "    & cmd.exe /d /c rmdir /s /q $venv\n"
+        "    & { $ErrorActionPreference = 'Continue'; & cmd.exe /d /c rmdir /s /q $venv }\n"
         "    if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }\n"
         "}\n"
-        "& $python -m venv $venv\n"
+        "& { $ErrorActionPreference = 'Continue'; & $python -m venv $venv }\n"
         "if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }"
     ]
 
@@ -232,7 +232,9 @@ def test_pip_requirements_installs_then_writes_stamp():
         "$requirements = 'C:\\impots\\venv\\impots-requirements.txt'\n"
         "$stamp = 'C:\\impots\\venv\\impots-requirements.stamp'\n"
         f"$digest = '{digest}'\n"
-        "& $python -m pip install --disable-pip-version-check --no-input --requirement $requirements\n"
+        "& { $ErrorActionPreference = 'Continue'; & $python -m pip install --disable-pip-version-check "
+        "--no-input `\n"
+        "    --requirement $requirements }\n"
         "if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }\n"
         "[IO.File]::WriteAllText($stamp, $digest)",
     ]
@@ -262,8 +264,9 @@ def test_mod_wsgi_built_with_forward_slash_apache_root():
         "$stamp = 'C:\\impots\\venv\\impots-mod_wsgi.stamp'\n"
         "$wanted = 'mod-wsgi==6.1.1 apache=C:/laragon/bin/apache/httpd-2.4.62'\n"
         "$env:MOD_WSGI_APACHE_ROOTDIR = $apache\n"
-        "& $python -m pip install --disable-pip-version-check --no-input --no-cache-dir --force-reinstall `\n"
-        "    --no-deps $package\n"
+        "& { $ErrorActionPreference = 'Continue'; & $python -m pip install --disable-pip-version-check "
+        "--no-input `\n"
+        "    --no-cache-dir --force-reinstall --no-deps $package }\n"
         "if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }\n"
         "[IO.File]::WriteAllText($stamp, $wanted)"
     ]
@@ -308,12 +311,13 @@ def test_app_release_first_time():
         "$instance = 'C:\\impots\\instance'\n"
         "$app = 'C:\\impots\\app'\n"
     )
-    assert "& tar.exe -x -z -f $archive -C $staging\n" in script
+    assert "& { $ErrorActionPreference = 'Continue'; & tar.exe -x -z -f $archive -C $staging }\n" in script
     assert (
         "$null = New-Item -ItemType Junction -Path (Join-Path $staging 'instance') -Value $instance\n"
         in script
     )
-    assert "& cmd.exe /d /c rmdir $app\n" in script  # the junction only, never its target
+    # the junction only, never its target
+    assert "& { $ErrorActionPreference = 'Continue'; & cmd.exe /d /c rmdir $app }\n" in script
     assert "Remove-Item -Recurse" not in script
     assert script.endswith("$null = New-Item -ItemType Junction -Path $app -Value $release")
     assert_scripts_lint_clean(commands)
@@ -375,7 +379,10 @@ def test_secrets_file_written_without_secret_on_command_line():
         "$generate = @('secret_key', 'mysql_password')\n"
         f"$grants = @('*S-1-5-32-544:F', '*S-1-5-18:F', '*{USER}:R')\n"
     )
-    assert "& icacls.exe $target /inheritance:r /grant:r @grants /Q\n" in script
+    assert (
+        "& { $ErrorActionPreference = 'Continue'; & icacls.exe $target /inheritance:r /grant:r @grants /Q }\n"
+        in script
+    )
     assert_scripts_lint_clean(commands)
 
 
@@ -430,7 +437,7 @@ def test_restart_as_service():
     )
     assert commands == [
         "$httpd = 'C:\\Apache24\\bin\\httpd.exe'\n"
-        "& $httpd -t\n"
+        "& { $ErrorActionPreference = 'Continue'; & $httpd -t }\n"
         "if ($LASTEXITCODE -ne 0) { "
         'throw "httpd -t failed: Apache keeps running its previous configuration" }\n'
         "$service = 'Apache2.4'\n"
@@ -448,7 +455,8 @@ def test_restart_as_process_laragon():
     )
     script = commands[0]
     assert script.startswith(
-        "$httpd = 'C:\\laragon\\bin\\apache\\httpd-2.4.62-240904-win64-VS17\\bin\\httpd.exe'\n& $httpd -t\n"
+        "$httpd = 'C:\\laragon\\bin\\apache\\httpd-2.4.62-240904-win64-VS17\\bin\\httpd.exe'\n"
+        "& { $ErrorActionPreference = 'Continue'; & $httpd -t }\n"
     )
     assert script.index("& $httpd -t") < script.index("Stop-Process")
     assert "Invoke-CimMethod -ClassName Win32_Process -MethodName Create -Arguments $arguments" in script

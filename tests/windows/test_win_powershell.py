@@ -82,6 +82,7 @@ def test_wrap_script_exact():
         "$ErrorActionPreference = 'Stop'\n"
         "$ProgressPreference = 'SilentlyContinue'\n"
         "try { [Console]::OutputEncoding = New-Object System.Text.UTF8Encoding $false } catch { }\n"
+        "$env:PYTHONIOENCODING = 'utf-8'\n"
         "$global:LASTEXITCODE = 0\n"
         "try {\n"
         "$env:MOD_WSGI_APACHE_ROOTDIR = 'C:/Apache 24'\n"

@@ -11,7 +11,7 @@ import shlex
 from pyinfra import host
 from pyinfra.api import operation
 
-from provisioning.linux.facts import ApacheEnabledItems, ApacheState
+from provisioning.linux.facts import ApacheEnabledItems, ApacheState, ManagedVhosts
 from provisioning.linux.operations.system import enable_command
 from provisioning.linux.platforms import platform_record
 
@@ -37,7 +37,12 @@ def apache_enabled(items: list[list], helper: str, snapshot: str):
 
     .. code:: python
 
-        apache_enabled(name="Modules", items=[["mod", "ssl", True], ["mod", "wsgi", False]], helper=h, snapshot=s)
+        apache_enabled(
+            name="Modules",
+            items=[["mod", "ssl", True], ["mod", "wsgi", False]],
+            helper="/opt/impots/bin/impots-helper.py",
+            snapshot="/var/lib/impots-provisioning/apache-config-before.tar",
+        )
     """
     present = set(host.get_fact(ApacheEnabledItems, config_root="/etc/apache2"))
     commands = []
@@ -52,6 +57,29 @@ def apache_enabled(items: list[list], helper: str, snapshot: str):
         return
     yield snapshot_command(helper, "/etc/apache2", snapshot)
     yield from commands
+
+
+@operation()
+def stale_vhosts_removed(platform: str, keep: list[str], helper: str, snapshot: str):
+    """
+    Remove the vhosts our template wrote for sites that are no longer in the data (renamed or
+    dropped), so Apache stops serving them; vhosts written by anyone else are never touched.
+
+    + platform: platform family (``debian`` or ``rhel``)
+    + keep: site names of the data
+    + helper: target path of ``impots-helper.py``
+    + snapshot: the configuration snapshot (taken before the first change)
+    """
+    record = platform_record(platform)
+    stale = [name for name in host.get_fact(ManagedVhosts, site_dir=record.site_dir) if name not in keep]
+    if not stale:
+        host.noop("no vhost of a removed site")
+        return
+    yield snapshot_command(helper, record.apache_config_root, snapshot)
+    for name in stale:
+        if record.uses_a2en:
+            yield f"a2dissite -q {name}"
+        yield f"rm -f {record.site_file(name)}"
 
 
 @operation()

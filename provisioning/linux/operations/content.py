@@ -36,7 +36,10 @@ def folders_present(folders: list[dict]):
 
     .. code:: python
 
-        folders_present(name="Folders", folders=[{"path": "/opt/impots", "user": "root", "group": "root", "mode": "755"}])
+        folders_present(
+            name="Folders",
+            folders=[{"path": "/opt/impots", "user": "root", "group": "root", "mode": "755"}],
+        )
     """
     current = host.get_fact(PathsState, paths=[f["path"] for f in folders], hashes=False)
     changed = False

@@ -60,7 +60,9 @@ def postgresql_database(
 
 
 @operation()
-def database_seeded(helper: str, secrets: str, database: str, user: str, dbms: list[str], venv: str, app: str):
+def database_seeded(
+    helper: str, secrets: str, database: str, user: str, dbms: list[str], venv: str, app: str
+):
     """
     Create the app's tables and make their rows equal to the course data with the app's own script
     (``python -m impots.db.seed <dbms>``), for each DBMS whose ``--check`` finds something to do.
