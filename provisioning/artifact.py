@@ -27,6 +27,8 @@ EXCLUDED_NAMES = frozenset(
 EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".swp")
 EXCLUDED_TOP_LEVEL = frozenset({"instance"})
 
+KEPT_ARTIFACTS = 5  # older tarballs in .artifacts/ are deleted (one is built per change of app/)
+
 # 2020-01-01: any fixed value works; zero upsets some unpackers' "file from the future/past" checks.
 FIXED_MTIME = 1577836800
 
@@ -108,4 +110,12 @@ def build_app_artifact(source: Path | None = None, output_dir: Path | None = Non
             part.write(data)
         os.replace(part.name, path)
         os.chmod(path, 0o644)
+        _prune(output_dir)
     return AppArtifact(path=str(path), sha256=sha256)
+
+
+def _prune(output_dir: Path) -> None:
+    """Keep the newest artifacts only: each edit of app/ leaves one behind."""
+    artifacts = sorted(output_dir.glob("impots-app-*.tar.gz"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in artifacts[KEPT_ARTIFACTS:]:
+        old.unlink(missing_ok=True)

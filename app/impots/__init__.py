@@ -11,7 +11,8 @@ from typing import Any
 
 from flask import Flask
 
-from impots.config import DBMS_NAMES, load_config
+from impots.config import load_config
+from impots.db.dao import check_dbms
 
 __all__ = ["create_app"]
 
@@ -30,8 +31,7 @@ def create_app(dbms: str, config: Mapping[str, Any] | None = None) -> Flask:
 
         application = create_app("mysql")
     """
-    if dbms not in DBMS_NAMES:
-        raise ValueError(f"dbms: {dbms!r} is not supported (expected one of {', '.join(DBMS_NAMES)})")
+    check_dbms(dbms)
     settings = load_config(dbms, config)
     app = Flask(__name__, instance_path=settings["instance_path"])
 

@@ -70,7 +70,8 @@ DEFAULTS: dict[str, Any] = {
     "secrets_file": "secrets.json",
 }
 
-_PREFIX_URL = re.compile(r"(/[A-Za-z0-9._~-]+){1,2}")
+# One or two path segments; "." and ".." are refused: browsers and proxies resolve them away.
+_PREFIX_URL = re.compile(r"(/(?!\.\.?(?:/|$))[A-Za-z0-9._~-]+){1,2}")
 # Permission bits a secrets file may have: owner read/write, group read (0640).
 _SECRETS_ALLOWED_MODE = 0o640
 
@@ -267,9 +268,11 @@ def _check_settings(settings: Mapping[str, Any], source: str) -> None:
             raise ConfigError(f"{source}: {key}: unknown key")
 
 
-def _check_value(source: str, key: str, value: Any, check: Check, expected: str) -> None:
+def _check_value(source: str, key: str, value: Any, check: Check, expected: str, echo: bool = True) -> None:
+    """``echo=False`` for values that may be secrets: the message then gives the type, not the value."""
     if not check(value):
-        raise ConfigError(f"{source}: {key}: expected {expected}, got {value!r}")
+        got = repr(value) if echo else f"a {type(value).__name__}"
+        raise ConfigError(f"{source}: {key}: expected {expected}, got {got}")
 
 
 def _check_mapping(source: str, key: str, value: Any, fields: Mapping[str, tuple[Check, str]]) -> None:
@@ -283,11 +286,22 @@ def _check_mapping(source: str, key: str, value: Any, fields: Mapping[str, tuple
 
 def _check_users(source: str, users: Any) -> None:
     if not isinstance(users, list) or not users:
-        raise ConfigError(f"{source}: users: expected a non-empty list of {{login, password}}, got {users!r}")
+        got = "[]" if users == [] else f"a {type(users).__name__}"  # not the value: it may hold a password
+        raise ConfigError(f"{source}: users: expected a non-empty list of {{login, password}}, got {got}")
     for index, user in enumerate(users):
         if not isinstance(user, Mapping) or set(user) != {"login", "password"}:
-            raise ConfigError(f"{source}: users[{index}]: expected {{login, password}}, got {user!r}")
+            # The keys only: the values may hold a clear-text password.
+            got = f"a {type(user).__name__}"
+            if isinstance(user, Mapping):
+                got = f"the keys {sorted(map(str, user))}"
+            raise ConfigError(f"{source}: users[{index}]: expected {{login, password}}, got {got}")
         _check_value(source, f"users[{index}].login", user["login"], _is_text, "a login")
+        # Not echoed: a clear-text password put here by mistake must not reach the error log.
         _check_value(
-            source, f"users[{index}].password", user["password"], _is_password_hash, "a pbkdf2-sha256 hash"
+            source,
+            f"users[{index}].password",
+            user["password"],
+            _is_password_hash,
+            "a pbkdf2-sha256 hash",
+            echo=False,
         )

@@ -9,15 +9,18 @@ what was found, before anything changes. The plan, in order:
 2. the venv from the chosen Python, the pinned requirements, mod_wsgi built against this Apache;
 3. the app release (artifact) swapped in when its sha changed, the instance folder kept;
 4. ``impots.json`` (Contract 1) and the ACL'd ``secrets.json``;
-5. TLS files (Laragon's own certificate by default, else data files or a controller-made local CA);
-6. one vhost file per site, our marked block in httpd.conf (mod_wsgi loaded once), the hosts block;
-7. ``httpd -t`` then a restart only when something Apache reads changed; Apache started if it is down.
+5. the databases (``databases.py``): Laragon's Redis started if it is down, the database and user on
+   each DBMS a site uses, then the app's seed (schema and rows);
+6. TLS files (Laragon's own certificate by default, else data files or a controller-made local CA);
+7. one vhost file per site, our marked block in httpd.conf (mod_wsgi loaded once), the hosts block;
+8. ``httpd -t`` then a restart only when something Apache reads changed; Apache started if it is down.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -27,7 +30,13 @@ from pyinfra.operations.util import any_changed
 
 from provisioning.artifact import REPO_ROOT, build_app_artifact
 from provisioning.settings import AppPaths, Settings, app_paths
-from provisioning.windows import facts, operations
+from provisioning.windows import databases, facts, operations
+from provisioning.windows.databases import (
+    DatabaseDataError,
+    DatabaseTarget,
+    database_admins,
+    resolve_databases,
+)
 from provisioning.windows.operations import ADMINISTRATORS_SID, SYSTEM_SID
 from provisioning.windows.platforms import (
     APACHE_LOUNGE,
@@ -71,6 +80,7 @@ class WindowsTarget:
     instance_store: str  # the persistent instance folder; <app>/instance is a junction to it
     tls: TlsFiles
     httpd_conf: str  # current text of httpd.conf
+    databases: DatabaseTarget = field(default_factory=DatabaseTarget)
 
     @property
     def site_packages(self) -> str:
@@ -231,6 +241,8 @@ def resolve_target(settings: Settings) -> WindowsTarget:
             f"{platform.httpd_conf} already loads mod_wsgi outside the impots block "
             f"({stray.group(0).strip()!r}): remove that line, the deploy loads it once in its own block"
         )
+    database_target, database_problems = resolve_databases(settings, platform)
+    problems += database_problems
     if problems:
         raise WindowsDeployError(f"{host.name}: " + f"\n{host.name}: ".join(problems))
 
@@ -256,6 +268,7 @@ def resolve_target(settings: Settings) -> WindowsTarget:
         instance_store=f"{paths.install_root}/instance",
         tls=resolve_tls(settings, platform, f"{paths.install_root}/tls"),
         httpd_conf=httpd_conf,
+        databases=database_target,
     )
 
 
@@ -331,6 +344,11 @@ def secrets_wanted(settings: Settings) -> tuple[dict[str, str | None], list[str]
 @deploy("impots on Windows")
 def deploy_windows(settings: Settings) -> None:
     """The whole Windows plan for one host (see the module docstring for the order)."""
+    data = host.data.dict() if hasattr(host.data, "dict") else dict(host.data)
+    try:
+        admins = database_admins(host.name, data, os.environ)
+    except DatabaseDataError as error:
+        raise WindowsDeployError(str(error)) from None
     target = resolve_target(settings)
     artifact = build_app_artifact()
     paths, platform = target.paths, target.platform
@@ -392,6 +410,8 @@ def deploy_windows(settings: Settings) -> None:
         reader_sid=target.reader_sid,
     )
 
+    provision_databases(settings, target, admins)
+
     changes = [venv, requirements, module, release, config, secrets]
     if target.tls.uploads:
         operations.directory(name="TLS folder", path=f"{paths.install_root}/tls")
@@ -424,4 +444,48 @@ def deploy_windows(settings: Settings) -> None:
     )
     operations.apache_running(
         name="Apache running", httpd=platform.httpd, service=target.service, error_log=platform.error_log
+    )
+
+
+def provision_databases(settings: Settings, target: WindowsTarget, admins: databases.DatabaseAdmins) -> None:
+    """Redis, then the database and user of each DBMS in use, then the seed (after the venv, the app
+    and its instance files: the check and the seed are the app's own command)."""
+    paths = target.paths
+    if settings.with_redissession and target.databases.redis_server:
+        databases.redis_running(name="Redis running (Laragon)", server=target.databases.redis_server)
+    if not settings.dbms_in_use:
+        return
+    admin_dir = f"{paths.install_root}/admin"
+    if any(admins.password(dbms) is not None for dbms in settings.dbms_in_use):
+        operations.directory(name="Folder for database administrator passwords", path=admin_dir)
+        operations.restricted_acl(
+            name="Database administrator folder: Administrators and SYSTEM only",
+            path=admin_dir,
+            folder=True,
+            full=[ADMINISTRATORS_SID, SYSTEM_SID],
+        )
+    check = {
+        "python": f"{paths.venv}/Scripts/python.exe",
+        "app": paths.app,
+        "instance": target.instance_store,
+    }
+    accounts = {
+        "mysql": (databases.mysql_account, "MariaDB/MySQL database and user"),
+        "pgres": (databases.postgresql_account, "PostgreSQL database and role"),
+    }
+    for dbms in settings.dbms_in_use:
+        account, name = accounts[dbms]
+        account(
+            name=name,
+            client=target.databases.clients[dbms],
+            admin_user=admins.user(dbms),
+            admin_password=admins.password(dbms),
+            admin_dir=admin_dir,
+            secrets=f"{target.instance_store}/secrets.json",
+            database=settings.database.name,
+            user=settings.database.user,
+            **check,
+        )
+    databases.database_seeded(
+        name="Schema and data (impots.db.seed)", dbms=list(settings.dbms_in_use), **check
     )

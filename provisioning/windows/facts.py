@@ -21,7 +21,7 @@ from typing import Any
 from pyinfra.api import FactBase
 from pyinfra.api.exceptions import FactProcessError
 
-from provisioning.windows.powershell import json_fact_script, ps_assign, win_path
+from provisioning.windows.powershell import json_fact_script, ps_array, ps_assign, win_path
 
 # Python's answer about itself; no double quote inside (Windows PowerShell 5.1 mangles double quotes
 # in arguments of native programs).
@@ -548,3 +548,108 @@ class VenvHome(PowerShellJsonFact):
 
     def convert(self, value: str) -> str:
         return re.sub(r"/+$", "", value.replace("\\", "/"))
+
+
+_PROGRAM_SEARCH = r"""
+$onpath = $null
+$command = Get-Command -Name $name -CommandType Application -ErrorAction SilentlyContinue |
+    Select-Object -First 1
+if ($command) { $onpath = $command.Source }
+$found = @()
+foreach ($pattern in $patterns) {
+    $files = @(Get-Item -Path $pattern -ErrorAction SilentlyContinue |
+        Where-Object { -not $_.PSIsContainer } | ForEach-Object { $_.FullName })
+    $found += @{ pattern = $pattern; files = $files }
+}
+$result = @{ on_path = $onpath; found = $found }
+"""
+
+
+class ProgramSearch(PowerShellJsonFact):
+    """
+    Where a program is: ``{"on_path": str|None, "found": {pattern: [files]}}`` (forward slashes).
+
+    ``on_path`` is what ``Get-Command`` finds on PATH; ``found`` lists, for each wildcard pattern (e.g.
+    ``C:/laragon/bin/mysql/*/bin/mysql.exe``), the files it matches.
+
+    .. code:: python
+
+        host.get_fact(ProgramSearch, program="psql.exe",
+                      patterns=["C:/Program Files/PostgreSQL/*/bin/psql.exe"])
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {"on_path": None, "found": {}}
+
+    def command(self, program: str, patterns: list[str]) -> str:
+        return json_fact_script(
+            ps_assign(name=program)
+            + "$patterns = "
+            + ps_array(win_path(p) for p in patterns)
+            + "\n"
+            + _PROGRAM_SEARCH.lstrip("\n")
+        )
+
+    def convert(self, value: dict) -> dict:
+        on_path = value.get("on_path")
+        return {
+            "on_path": on_path.replace("\\", "/") if on_path else None,
+            "found": {
+                item["pattern"].replace("\\", "/"): [f.replace("\\", "/") for f in item.get("files") or []]
+                for item in value.get("found") or []
+            },
+        }
+
+
+# Connects are started together and share one deadline: a closed port answers at once, a filtered
+# one costs at most the timeout (Test-NetConnection would take seconds per port).
+_TCP_PORTS_OPEN = r"""
+$pending = @()
+foreach ($endpoint in $endpoints) {
+    $colon = $endpoint.LastIndexOf(':')
+    $client = New-Object Net.Sockets.TcpClient
+    $task = $null
+    try { $task = $client.ConnectAsync($endpoint.Substring(0, $colon), [int]$endpoint.Substring($colon + 1)) }
+    catch { }
+    $pending += @{ endpoint = $endpoint; client = $client; task = $task }
+}
+$deadline = [DateTime]::UtcNow.AddMilliseconds([int]$timeout)
+$result = @{}
+foreach ($item in $pending) {
+    $open = $false
+    if ($item.task) {
+        $left = [int][Math]::Max(0, ($deadline - [DateTime]::UtcNow).TotalMilliseconds)
+        try { $open = $item.task.Wait($left) -and $item.client.Connected } catch { $open = $false }
+    }
+    $result[$item.endpoint] = $open
+    $item.client.Close()
+}
+"""
+
+
+class TcpPortsOpen(PowerShellJsonFact):
+    """
+    Whether something accepts TCP connections: ``{"127.0.0.1:3306": bool, ...}`` for each
+    ``address:port`` of ``endpoints`` (a ``TcpClient`` connect with a short timeout, all at once).
+
+    .. code:: python
+
+        host.get_fact(TcpPortsOpen, endpoints=["127.0.0.1:3306", "127.0.0.1:6379"])
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {}
+
+    def command(self, endpoints: list[str], timeout_ms: int = 1500) -> str:
+        return json_fact_script(
+            ps_assign(timeout=str(timeout_ms))
+            + "$endpoints = "
+            + ps_array(endpoints)
+            + "\n"
+            + _TCP_PORTS_OPEN.lstrip("\n")
+        )
+
+    def convert(self, value: dict) -> dict:
+        return {str(endpoint): bool(is_open) for endpoint, is_open in value.items()}

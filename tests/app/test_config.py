@@ -139,7 +139,9 @@ def test_valid_prefix_url(folder: Path, prefix: str) -> None:
     assert load_config("mysql")["prefix_url"] == prefix
 
 
-@pytest.mark.parametrize("prefix", ["do", "/", "/do/", "/a/b/c", "//do", "/d o", 5, None])
+@pytest.mark.parametrize(
+    "prefix", ["do", "/", "/do/", "/a/b/c", "//do", "/d o", 5, None, "/.", "/..", "/do/..", "/./do"]
+)
 def test_invalid_prefix_url(folder: Path, prefix: Any) -> None:
     path = write_config(folder, {"prefix_url": prefix})
     with pytest.raises(ConfigError, match=rf"^{path}: prefix_url: expected"):
@@ -223,3 +225,29 @@ def test_secret_never_in_the_error_message(folder: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         load_config("pgres")
     assert "hunter2" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("user", "key", "expected"),
+    [
+        ({"login": "admin", "password": "hunter2-in-clear"}, "users[0].password", "a pbkdf2-sha256 hash"),
+        ({"login": "admin", "pass": "hunter2-in-clear"}, "users[0]", "{login, password}"),
+        ({"login": "admin", "password": "hunter2-in-clear", "role": "x"}, "users[0]", "{login, password}"),
+    ],
+)
+def test_a_clear_password_in_users_is_not_echoed(
+    folder: Path, user: dict[str, str], key: str, expected: str
+) -> None:
+    """A clear-text password put by mistake in ``users`` must not reach the error log."""
+    path = write_config(folder, {"users": [user]})
+    with pytest.raises(ConfigError) as raised:
+        load_config("mysql")
+    assert str(raised.value).startswith(f"{path}: {key}: expected {expected}"), str(raised.value)
+    assert "hunter2" not in str(raised.value)
+
+
+def test_users_as_an_object_is_not_echoed(folder: Path) -> None:
+    path = write_config(folder, {"users": {"login": "admin", "password": "hunter2-in-clear"}})
+    with pytest.raises(ConfigError) as raised:
+        load_config("mysql")
+    assert str(raised.value) == f"{path}: users: expected a non-empty list of {{login, password}}, got a dict"

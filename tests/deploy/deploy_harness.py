@@ -200,6 +200,25 @@ def diff_digests(before: Mapping[str, str], after: Mapping[str, str]) -> list[st
     return sorted(path for path in set(before) | set(after) if before.get(path) != after.get(path))
 
 
+APACHE_MAIN_LOG = Path("/var/log/apache2/error.log")
+
+
+def apache_log_mark() -> int:
+    """Where Apache's main error log ends now (see `apache_restarts_since`)."""
+    return APACHE_MAIN_LOG.stat().st_size if APACHE_MAIN_LOG.exists() else 0
+
+
+def apache_restarts_since(mark: int) -> list[str]:
+    """Lines Apache logged on a start, restart or graceful reload (AH00489) after `mark`."""
+    if not APACHE_MAIN_LOG.exists():
+        return []
+    with APACHE_MAIN_LOG.open("rb") as log:
+        if APACHE_MAIN_LOG.stat().st_size >= mark:
+            log.seek(mark)
+        text = log.read().decode(errors="replace")
+    return [line for line in text.splitlines() if "AH00489" in line]
+
+
 # --- command lines seen during a run ------------------------------------------------------------------
 
 

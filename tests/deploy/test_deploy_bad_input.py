@@ -7,7 +7,6 @@ the previous ones and Apache keeps serving the previous configuration without a 
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,8 @@ from deploy_harness import (
     IMPOTS_SITES,
     LOCAL_HOST,
     PREFIX_URL,
+    apache_log_mark,
+    apache_restarts_since,
     diff_digests,
     plain,
     run_deploy,
@@ -71,12 +72,6 @@ def test_bad_host_data_stops_before_any_change(deployed, case: str) -> None:
     assert diff_digests(before, tree_digest(target_state_paths())) == []
 
 
-def wsgi_daemon_pids() -> set[int]:
-    """mod_wsgi daemon processes (display-name=%{GROUP}): a reload or restart replaces them all."""
-    out = subprocess.run(["pgrep", "-f", r"^\(wsgi:"], capture_output=True, text=True, check=False).stdout
-    return {int(pid) for pid in out.split()}
-
-
 def site_answers(ca: Path) -> int:
     url = f"https://{IMPOTS_SITES[0]}{IMPOTS_ALIAS}{PREFIX_URL}/init-session/json"
     return requests.get(url, verify=str(ca), timeout=30).status_code
@@ -99,8 +94,7 @@ def test_configtest_failure_keeps_the_previous_configuration_running(deployed, b
     vhosts = vhost_files()
     assert vhosts, "no Apache vhost with WSGIDaemonProcess found under /etc/apache2"
     before = tree_digest(vhosts)
-    daemons = wsgi_daemon_pids()
-    assert daemons, "no mod_wsgi daemon process is running"
+    log_mark = apache_log_mark()
 
     # A valid change that rewrites every vhost, so the deploy must run the configtest.
     run = run_deploy(DEFAULT_INVENTORY, data={"impots_daemon_threads": 7})
@@ -111,7 +105,8 @@ def test_configtest_failure_keeps_the_previous_configuration_running(deployed, b
     assert broken_apache_conf.name in log, f"the deploy does not show Apache's complaint:\n{run.tail()}"
     assert diff_digests(before, tree_digest(vhosts)) == [], "the rejected vhost files were left in place"
     assert site_answers(deployed.ca) == 200
-    assert wsgi_daemon_pids() == daemons, "Apache was reloaded with a configuration that failed its test"
+    restarts = apache_restarts_since(log_mark)
+    assert not restarts, f"Apache was reloaded with a configuration that failed its test: {restarts}"
 
 
 def test_listen_address_not_on_the_target_keeps_apache_serving(deployed, converge_back) -> None:
@@ -119,9 +114,12 @@ def test_listen_address_not_on_the_target_keeps_apache_serving(deployed, converg
 
     configtest does not bind, so only the reload would find out; the deploy must not leave the
     sites down because of a typo in the listen address."""
+    before = tree_digest(target_state_paths())
+
     run = run_deploy(DEFAULT_INVENTORY, data={"impots_listen_address": "192.0.2.10"})
 
     assert run.returncode != 0, f"the deploy accepted a listen address Apache cannot bind:\n{run.tail()}"
     log = plain(run.stderr)
     assert "impots_listen_address" in log and "192.0.2.10" in log, f"no error naming the key:\n{run.tail()}"
     assert site_answers(deployed.ca) == 200, "Apache stopped serving after the failed deploy"
+    assert diff_digests(before, tree_digest(target_state_paths())) == [], "the failed deploy left changes"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import grp
 import json
 import os
-import secrets as token_source
+import secrets
 import stat
 import subprocess
 import tempfile
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.deploy
 
 
 @pytest.fixture(scope="module")
-def secrets(deployed) -> dict[str, str]:
+def app_secrets(deployed) -> dict[str, str]:
     path = Path(default_paths().secrets_file)
     assert path.is_file(), f"no secrets file at {path}"
     values = json.loads(path.read_text())
@@ -27,32 +28,30 @@ def secrets(deployed) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("key", ["mysql_password", "pgres_password", "secret_key"])
-def test_no_secret_on_any_command_line_during_the_deploy(deployed, secrets, key: str) -> None:
+def test_no_secret_on_any_command_line_during_the_deploy(deployed, app_secrets, key: str) -> None:
     sampler = deployed.command_lines
-    assert sampler.samples > 10, f"only {sampler.samples} samples of `ps` during the deploy"
-    assert sampler.lines_containing(secrets[key]) == [], f"{key} seen on a command line"
+    assert sampler.samples > 10, f"only {sampler.samples} command-line samples during the deploy"
+    assert sampler.lines_containing(app_secrets[key]) == [], f"{key} seen on a command line"
 
 
 @pytest.mark.parametrize("key", ["mysql_password", "pgres_password", "secret_key"])
-def test_no_secret_in_the_deploy_output(deployed, secrets, key: str) -> None:
-    assert secrets[key] not in deployed.run.stdout + deployed.run.stderr
+def test_no_secret_in_the_deploy_output(deployed, app_secrets, key: str) -> None:
+    assert app_secrets[key] not in deployed.run.stdout + deployed.run.stderr
 
 
-def test_secret_files_are_not_world_readable(deployed, secrets) -> None:
+def test_secret_files_are_not_world_readable(deployed, app_secrets) -> None:
     paths = default_paths()
     secrets_file = Path(paths.secrets_file)
     mode = secrets_file.stat().st_mode
     assert not mode & stat.S_IROTH and not mode & stat.S_IWOTH, f"{secrets_file}: mode {oct(mode)}"
     assert secrets_file.stat().st_uid == 0
     config = Path(paths.config_file).read_text()
-    leaked = [key for key, value in secrets.items() if isinstance(value, str) and value in config]
+    leaked = [key for key, value in app_secrets.items() if isinstance(value, str) and value in config]
     assert not leaked, f"{paths.config_file} contains {leaked}"
 
 
-def test_apache_user_can_read_the_secrets(deployed, secrets) -> None:
+def test_apache_user_can_read_the_secrets(deployed, app_secrets) -> None:
     # Mode 0640 with group www-data (Contract 1): the app, run by www-data, reads its secrets.
-    import grp
-
     path = default_paths().secrets_file
     info = os.stat(path)
     assert grp.getgrgid(info.st_gid).gr_name == "www-data", f"{path}: group {info.st_gid}"
@@ -85,7 +84,7 @@ def pgres_login_works(user: str, password: str) -> bool:
 
 def drift_database_passwords(user: str) -> None:
     """Give both database accounts another password behind the deploy's back (SQL on stdin)."""
-    other = token_source.token_hex(16)
+    other = secrets.token_hex(16)
     statements = [
         f"ALTER USER '{user}'@'{host}' IDENTIFIED BY '{other}';" for host in ("localhost", "127.0.0.1")
     ]
@@ -99,21 +98,24 @@ def drift_database_passwords(user: str) -> None:
     )  # fmt: skip
 
 
-def test_password_reset_keeps_passwords_off_command_lines(deployed, secrets, converge_back) -> None:
+def test_password_reset_keeps_passwords_off_command_lines(deployed, app_secrets, converge_back) -> None:
     """On a converged machine no password is set at all; make the deploy set both of them again."""
     user = default_settings().database.user
+    # Positive control of the login checks below: the converged machine's passwords work.
+    assert mysql_login_works(user, app_secrets["mysql_password"]), "MariaDB login fails before the test"
+    assert pgres_login_works(user, app_secrets["pgres_password"]), "PostgreSQL login fails before the test"
     drift_database_passwords(user)
-    assert not mysql_login_works(user, secrets["mysql_password"])
-    assert not pgres_login_works(user, secrets["pgres_password"])
+    assert not mysql_login_works(user, app_secrets["mysql_password"])
+    assert not pgres_login_works(user, app_secrets["pgres_password"])
 
     with CommandLineSampler() as sampler:
         run = run_deploy(DEFAULT_INVENTORY).check_ok()
 
     assert run.changed_operations(), f"the deploy did not notice the changed passwords:\n{run.tail()}"
-    assert mysql_login_works(user, secrets["mysql_password"]), "MariaDB password not set back"
-    assert pgres_login_works(user, secrets["pgres_password"]), "PostgreSQL password not set back"
+    assert mysql_login_works(user, app_secrets["mysql_password"]), "MariaDB password not set back"
+    assert pgres_login_works(user, app_secrets["pgres_password"]), "PostgreSQL password not set back"
     # Positive control: the sampler did see the deploy's own commands that handle the passwords.
     assert sampler.lines_containing("impots-helper.py"), "the sampler saw none of the deploy's commands"
     for key in ("mysql_password", "pgres_password", "secret_key"):
-        assert sampler.lines_containing(secrets[key]) == [], f"{key} seen on a command line"
-        assert secrets[key] not in run.stdout + run.stderr, f"{key} in the deploy's output"
+        assert sampler.lines_containing(app_secrets[key]) == [], f"{key} seen on a command line"
+        assert app_secrets[key] not in run.stdout + run.stderr, f"{key} in the deploy's output"

@@ -77,3 +77,14 @@ def test_real_app_artifact(tmp_path: Path) -> None:
     names = members(first.path)
     assert "main_withmysql.wsgi" in names and "requirements.txt" in names
     assert not [n for n in names if "__pycache__" in n or n.startswith("instance") or n.endswith(".pyc")]
+
+
+def test_old_artifacts_are_pruned(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    out = tmp_path / "out"
+    built = []
+    for version in range(7):
+        (app / "impots" / "__init__.py").write_text(f"VERSION = {version}\n")
+        built.append(build_app_artifact(app, out).path)
+        os.utime(built[-1], (version, version))  # oldest first, whatever the clock's resolution
+    assert sorted(p.name for p in out.glob("*.tar.gz")) == sorted(Path(p).name for p in built[-5:])

@@ -24,6 +24,9 @@ OPERATIONS = [
     "App release ",
     "Instance configuration impots.json",
     "Secrets file (ACL)",
+    "MariaDB/MySQL database and user",
+    "PostgreSQL database and role",
+    "Schema and data (impots.db.seed)",
     "Vhost flask-impots-withmysql",
     "Vhost date-time-server",
     "httpd.conf: mod_wsgi block",
@@ -51,7 +54,13 @@ def run_cli(
     }
     if sftp_log:
         env["FAKE_WINDOWS_SFTP_LOG"] = str(sftp_log)
-    for name in ("IMPOTS_MYSQL_PASSWORD", "IMPOTS_PGRES_PASSWORD", "IMPOTS_SMTP_PASSWORD"):
+    for name in (
+        "IMPOTS_MYSQL_PASSWORD",
+        "IMPOTS_PGRES_PASSWORD",
+        "IMPOTS_SMTP_PASSWORD",
+        "IMPOTS_MYSQL_ADMIN_PASSWORD",
+        "IMPOTS_PGRES_ADMIN_PASSWORD",
+    ):
         env.pop(name, None)
     result = subprocess.run(
         [sys.executable, str(RUNNER), machine, str(inventory), "deploy.py", *args],
@@ -109,8 +118,8 @@ def test_cli_full_run_executes_every_operation(tmp_path, layout):
     assert "Grand total" in results and "Error" in results
     total = next(line for line in results.splitlines() if "Grand total" in line).split()
     # Every operation changed something but "Apache running" (already running); Apache Lounge has 3 more
-    # (TLS folder, certificate, key); no error.
-    changed = "19" if layout == "laragon" else "22"
+    # (TLS folder, certificate, key) and one less (its Redis runs: nothing of Laragon's to start); no error.
+    changed = "23" if layout == "laragon" else "25"
     assert total[-3:] == [changed, "-", "1"]
     puts = [json.loads(line)[1] for line in sftp_log.read_text().splitlines()]
     vhosts = (
@@ -122,4 +131,13 @@ def test_cli_full_run_executes_every_operation(tmp_path, layout):
     restart = [s for s in scripts if "& $httpd -t" in s]
     assert restart, "the restart did not run"
     assert ("Restart-Service" in restart[0]) == (layout == "apache-lounge")
+    # The databases: the account scripts and the app's seed ran, Laragon's Redis was started.
+    assert sum("FLUSH PRIVILEGES;" in s for s in scripts) == 1
+    assert sum("$createrole = " in s for s in scripts) == 1
+    assert [
+        s.split("\n")[3]
+        for s in scripts
+        if s.startswith("$python = ") and "$arguments = '-m impots" in s and "--check" not in s
+    ] == ["$arguments = '-m impots.db.seed mysql'", "$arguments = '-m impots.db.seed pgres'"]
+    assert any("redis-server.exe" in s and "Win32_Process" in s for s in scripts) == (layout == "laragon")
     assert SECRET not in output and not any(SECRET in script for script in scripts)

@@ -11,10 +11,17 @@ import re
 import pytest
 from ps_lint import lint
 from pyinfra.api import FileUploadCommand, StringCommand
-from win_fakes import ADMIN_SID, FakeWindows, apache_lounge_machine, dry_run, laragon_machine
+from win_fakes import (
+    ADMIN_SID,
+    ALL_ENDPOINTS,
+    FakeWindows,
+    apache_lounge_machine,
+    dry_run,
+    laragon_machine,
+)
 
 import provisioning.windows.tls as windows_tls
-from provisioning.windows import facts
+from provisioning.windows import databases, facts
 
 LARAGON_OPS = [
     "Install root",
@@ -30,6 +37,10 @@ LARAGON_OPS = [
     "App release",  # + the artifact's short sha
     "Instance configuration impots.json",
     "Secrets file (ACL)",
+    "Redis running (Laragon)",
+    "MariaDB/MySQL database and user",
+    "PostgreSQL database and role",
+    "Schema and data (impots.db.seed)",
     "Vhost flask-impots-withmysql",
     "Vhost flask-impots-withpgres",
     "Vhost date-time-server",
@@ -38,11 +49,24 @@ LARAGON_OPS = [
     "Apache: configuration test, then restart",
     "Apache running",
 ]
+# Apache Lounge: Redis already runs (nothing of Laragon's to start); the PostgreSQL superuser's password is
+# given (IMPOTS_PGRES_ADMIN_PASSWORD), so it passes through an Administrators-only folder.
 LOUNGE_OPS = (
     LARAGON_OPS[:13]
+    + [
+        "Folder for database administrator passwords",
+        "Database administrator folder: Administrators and SYSTEM only",
+    ]
+    + LARAGON_OPS[14:17]
     + ["TLS folder", "TLS file C:/impots/tls/server.pem", "TLS file C:/impots/tls/server.key"]
-    + LARAGON_OPS[13:]
+    + LARAGON_OPS[17:]
 )
+PG_ADMIN_PASSWORD = "Postgres-Admin-Secret-7"
+SEED_PATHS = {
+    "python": "C:/impots/venv/Scripts/python.exe",
+    "app": "C:/impots/app",
+    "instance": "C:/impots/instance",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +76,8 @@ def clean_environment(monkeypatch, tmp_path):
         "IMPOTS_PGRES_PASSWORD",
         "IMPOTS_SECRET_KEY",
         "IMPOTS_SMTP_PASSWORD",
+        "IMPOTS_MYSQL_ADMIN_PASSWORD",
+        "IMPOTS_PGRES_ADMIN_PASSWORD",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(windows_tls, "ARTIFACTS_DIR", tmp_path / "artifacts")
@@ -109,9 +135,39 @@ def test_laragon_full_plan(monkeypatch):
     assert json.loads(secrets[0].src.getvalue()) == {}  # nothing given: everything generated on the host
     assert "$generate = @('secret_key', 'mysql_password', 'pgres_password')" in secrets[1].get_raw_value()
 
+    # Databases: Laragon's Redis started (it was down), then both accounts as root/postgres without a
+    # password (no upload), then the seed of both DBMS -- all after the venv, app and secrets file.
+    order = names(planned)
+    assert order.index("Secrets file (ACL)") < order.index("Redis running (Laragon)")
+    assert order.index("Schema and data (impots.db.seed)") < order.index("Vhost flask-impots-withmysql")
+    redis = scripts(by_name["Redis running (Laragon)"])
+    assert len(redis) == 1
+    assert redis[0].startswith(
+        "$server = 'C:\\laragon\\bin\\redis\\redis-x64-5.0.14.1\\redis-server.exe'\n"
+        "$address = '127.0.0.1'\n$port = '6379'\n"
+    )
+    mysql = by_name["MariaDB/MySQL database and user"]
+    assert len(mysql) == 1 and isinstance(mysql[0], StringCommand)
+    assert "$client = 'C:\\laragon\\bin\\mysql\\mysql-8.0.30-winx64\\bin\\mysql.exe'\n" in scripts(mysql)[0]
+    assert "\n$adminfile = ''\n" in scripts(mysql)[0]
+    postgres = scripts(by_name["PostgreSQL database and role"])
+    assert len(postgres) == 1
+    assert "$client = 'C:\\Program Files\\PostgreSQL\\16\\bin\\psql.exe'\n" in postgres[0]
+    assert "-U postgres -d postgres" in postgres[0]
+    seeds = scripts(by_name["Schema and data (impots.db.seed)"])
+    assert [assigned(seed, "arguments") for seed in seeds] == [
+        "-m impots.db.seed mysql",
+        "-m impots.db.seed pgres",
+    ]
+    # The bare machine's facts were asked: the clients, the ports, Redis, and the app's own seed check.
+    asked = "\n".join(windows.seen)
+    assert "$endpoints = @('127.0.0.1:3306', '127.0.0.1:5432', '127.0.0.1:6379')" in asked
+    assert "$arguments = '-m impots.db.seed pgres --check'" in asked
+
 
 def test_apache_lounge_full_plan(monkeypatch):
     windows = apache_lounge_machine()
+    monkeypatch.setenv("IMPOTS_PGRES_ADMIN_PASSWORD", PG_ADMIN_PASSWORD)
     planned, _ = dry_run(monkeypatch, windows, {"impots_windows_layout": "apache-lounge"})
     assert [n if not n.startswith("App release ") else "App release" for n in names(planned)] == LOUNGE_OPS
     by_name = {name: commands for name, commands, _ in planned}
@@ -127,14 +183,32 @@ def test_apache_lounge_full_plan(monkeypatch):
     uploads = by_name["TLS file C:/impots/tls/server.pem"]
     assert uploads[0].src.endswith("windows-tls/server.pem")
 
+    # The superuser's password travels over SFTP into the Administrators-only folder, never in a script.
+    admin_acl = scripts(by_name["Database administrator folder: Administrators and SYSTEM only"])[0]
+    assert admin_acl.startswith(
+        "$p = 'C:\\impots\\admin'\n$grants = @('*S-1-5-18:(OI)(CI)F', '*S-1-5-32-544:(OI)(CI)F')"
+    )
+    postgres = by_name["PostgreSQL database and role"]
+    assert isinstance(postgres[0], FileUploadCommand)
+    assert postgres[0].dest == "C:/impots/admin/pgres-admin.json"
+    assert json.loads(postgres[0].src.getvalue()) == {"password": PG_ADMIN_PASSWORD}
+    assert "$adminfile = 'C:\\impots\\admin\\pgres-admin.json'" in postgres[1].get_raw_value()
+    mysql = by_name["MariaDB/MySQL database and user"]
+    assert len(mysql) == 1  # root of MariaDB without a password: nothing to upload
+    assert "$client = 'C:\\Program Files\\MariaDB 11.4\\bin\\mysql.exe'" in mysql[0].get_raw_value()
+    every_script = windows.seen + [s for _, commands, _ in planned for s in scripts(commands)]
+    assert not any(PG_ADMIN_PASSWORD in script for script in every_script)
 
-def test_second_run_on_converged_laragon_is_clean(monkeypatch):
+
+@pytest.mark.parametrize("layout", ["laragon", "apache-lounge"])
+def test_second_run_on_converged_machine_is_clean(monkeypatch, layout):
     """With the facts a converged machine reports, every operation is a no-op and Apache is not restarted."""
-    windows = laragon_machine()
-    first, _ = dry_run(monkeypatch, windows, {"impots_windows_layout": "laragon"})
+    windows = laragon_machine() if layout == "laragon" else apache_lounge_machine()
+    monkeypatch.setenv("IMPOTS_PGRES_ADMIN_PASSWORD", PG_ADMIN_PASSWORD)
+    first, _ = dry_run(monkeypatch, windows, {"impots_windows_layout": layout})
     converge(windows, first)
     windows.unknown_facts.clear()
-    second, _ = dry_run(monkeypatch, windows, {"impots_windows_layout": "laragon"})
+    second, _ = dry_run(monkeypatch, windows, {"impots_windows_layout": layout})
     changing = [name for name, commands, change in second if change]
     # The restart is planned as "may change" (its _if is evaluated at execution time, when every
     # operation it depends on reported no change, so it does not run).
@@ -190,15 +264,20 @@ def converge(windows: FakeWindows, planned) -> None:
             if "New-Item -ItemType Junction -Path $app" in script:
                 release = assigned(script, "release")
                 windows.fact(facts.LinkTarget, {"type": "Junction", "target": release}, path="C:/impots/app")
+            if script.startswith("$server = "):
+                endpoint = f"{assigned(script, 'address')}:{assigned(script, 'port')}"
+                windows.fact(facts.TcpPortsOpen, {endpoint: True}, endpoints=[endpoint])
+                windows.fact(facts.TcpPortsOpen, dict.fromkeys(ALL_ENDPOINTS, True), endpoints=ALL_ENDPOINTS)
+            if "-m impots.db.seed" in script:
+                # After the accounts and the seed, the app's --check finds everything up to date.
+                dbms = assigned(script, "arguments").split()[2]
+                windows.fact(databases.SeedStatus, {"code": 0, "stderr": ""}, dbms=dbms, **SEED_PATHS)
             if "$generate = " in script:
                 target = assigned(script, "target").replace("\\", "/")
                 keys = re.findall(r"'([a-z_]+)'", script.split("$generate = ")[1].split("\n")[0])
                 windows.fact(facts.JsonKeyDigests, {key: "0" * 64 for key in keys}, path=target)
-                windows.fact(
-                    facts.FileAcl,
-                    {"protected": True, "sids": sorted(["S-1-5-18", "S-1-5-32-544", ADMIN_SID])},
-                    path=target,
-                )
+                sids = sorted({grant[1:].split(":")[0] for grant in re.findall(r"'(\*S-[^']+)'", script)})
+                windows.fact(facts.FileAcl, {"protected": True, "sids": sids}, path=target)
 
 
 def test_every_script_sent_or_planned_is_plausible_powershell(monkeypatch):

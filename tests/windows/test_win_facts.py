@@ -29,6 +29,11 @@ EVERY_FACT = [
     (facts.FileAcl, {"path": "C:/impots/instance/secrets.json"}),
     (facts.JsonKeyDigests, {"path": "C:/impots/instance/secrets.json"}),
     (facts.VenvHome, {"venv": "C:/impots/venv"}),
+    (
+        facts.ProgramSearch,
+        {"program": "psql.exe", "patterns": ["C:/Program Files/PostgreSQL/*/bin/psql.exe"]},
+    ),
+    (facts.TcpPortsOpen, {"endpoints": ["127.0.0.1:3306", "127.0.0.1:6379"]}),
 ]
 
 

@@ -16,7 +16,7 @@ from pyinfra.context import ctx_host, ctx_state
 
 from provisioning.connectors.winssh import WinSSHConnector
 from provisioning.settings import load_settings
-from provisioning.windows import facts
+from provisioning.windows import databases, facts
 from provisioning.windows.deploy import deploy_windows
 from provisioning.windows.powershell import STDIN_LOADER, WRAPPER_HEAD, WRAPPER_TAIL, decode_command
 
@@ -177,8 +177,46 @@ def apache(root: str, bits: int = 64, include: bool = True) -> dict:
     }
 
 
+LARAGON_MYSQL = "C:\\laragon\\bin\\mysql\\mysql-8.0.30-winx64\\bin\\mysql.exe"
+LARAGON_REDIS = "C:\\laragon\\bin\\redis\\redis-x64-5.0.14.1\\redis-server.exe"
+PG_PSQL = "C:\\Program Files\\PostgreSQL\\16\\bin\\psql.exe"
+MARIADB_MYSQL = "C:\\Program Files\\MariaDB 11.4\\bin\\mysql.exe"
+ALL_ENDPOINTS = ["127.0.0.1:3306", "127.0.0.1:5432", "127.0.0.1:6379"]
+
+
+def search(windows: FakeWindows, program: str, patterns: list[str], found: dict, on_path=None) -> None:
+    """Answer ProgramSearch: ``found`` maps a pattern to the files it matches (Windows paths)."""
+    windows.fact(
+        facts.ProgramSearch,
+        {
+            "on_path": on_path,
+            "found": [{"pattern": p.replace("/", "\\"), "files": found.get(p, [])} for p in patterns],
+        },
+        program=program,
+        patterns=patterns,
+    )
+
+
+def database_servers(windows: FakeWindows, layout: str, found: dict, listening: dict) -> None:
+    """The database facts of a machine: ``found`` maps a search pattern to the files it matches
+    (clients, Laragon's redis-server.exe), ``listening`` an endpoint to whether it answers."""
+    from provisioning.windows.platforms import apache_lounge_platform, laragon_platform
+
+    if layout == "laragon":
+        platform = laragon_platform("C:/laragon", LARAGON_APACHE)
+    else:
+        platform = apache_lounge_platform(None)
+    for dbms, program in databases.CLIENTS.items():
+        search(windows, program, databases.client_patterns(dbms, platform, "C:/laragon"), found)
+    patterns = databases.redis_patterns(platform, "C:/laragon")
+    if patterns:
+        search(windows, databases.REDIS_SERVER, patterns, found)
+    windows.fact(facts.TcpPortsOpen, listening, endpoints=ALL_ENDPOINTS)
+
+
 def laragon_machine(python: dict = PYTHON, apache_bits: int = 64, msvc: dict = MSVC) -> FakeWindows:
-    """A bare Laragon machine: Laragon running its Apache as a process, nothing of ours yet."""
+    """A bare Laragon machine: Laragon running its Apache as a process and its MySQL (Start All), the
+    PostgreSQL service of a separate install (as in the course), Redis not started; nothing of ours yet."""
     windows = FakeWindows()
     httpd = f"{LARAGON_APACHE}/bin/httpd.exe"
     windows.fact(
@@ -200,6 +238,16 @@ def laragon_machine(python: dict = PYTHON, apache_bits: int = 64, msvc: dict = M
     windows.fact(facts.Directory, False, path="C:/impots")
     windows.fact(facts.CommandPath, "C:\\Windows\\system32\\tar.exe", program="tar.exe")
     windows.fact(facts.FileHash, "c" * 64, path="C:/laragon/etc/ssl/laragon.crt")
+    database_servers(
+        windows,
+        "laragon",
+        found={
+            "C:/laragon/bin/mysql/*/bin/mysql.exe": [LARAGON_MYSQL],
+            "C:/Program Files/PostgreSQL/*/bin/psql.exe": [PG_PSQL],
+            "C:/laragon/bin/redis/*/redis-server.exe": [LARAGON_REDIS],
+        },
+        listening={"127.0.0.1:3306": True, "127.0.0.1:5432": True, "127.0.0.1:6379": False},
+    )
     return windows
 
 
@@ -218,6 +266,16 @@ def apache_lounge_machine() -> FakeWindows:
     )
     windows.fact(facts.CurrentUser, {"name": "LAB-PC\\prof", "sid": ADMIN_SID, "admin": True})
     windows.fact(facts.CommandPath, "C:\\Windows\\system32\\tar.exe", program="tar.exe")
+    # MariaDB and PostgreSQL installed as services, Redis (e.g. Memurai) running.
+    database_servers(
+        windows,
+        "apache-lounge",
+        found={
+            "C:/Program Files/MariaDB */bin/mysql.exe": [MARIADB_MYSQL],
+            "C:/Program Files/PostgreSQL/*/bin/psql.exe": [PG_PSQL],
+        },
+        listening={"127.0.0.1:3306": True, "127.0.0.1:5432": True, "127.0.0.1:6379": True},
+    )
     return windows
 
 

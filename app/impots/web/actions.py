@@ -73,8 +73,6 @@ ACTION_BY_ENDPOINT = {action.endpoint: action.name for action in ACTIONS} | {
 
 # Actions an unauthenticated session may run (§4.3 b).
 ALLOWED_WITHOUT_USER = frozenset({INIT_SESSION, AUTHENTIFIER_UTILISATEUR, AFFICHER_VUE_AUTHENTIFICATION})
-# Actions that only make sense for json/xml sessions (§4.4).
-JSON_XML_ONLY = frozenset({CALCULER_IMPOTS, GET_ADMINDATA})
 
 
 @dataclass(frozen=True)
@@ -97,5 +95,4 @@ VIEW_LISTE_SIMULATIONS = View(
 VIEW_LISTE_ERREURS = View("liste-erreurs", AFFICHER_VUE_LISTE_ERREURS, 1300, "views/vue-erreurs.html")
 
 VIEWS = (VIEW_AUTHENTIFICATION, VIEW_CALCUL_IMPOT, VIEW_LISTE_SIMULATIONS, VIEW_LISTE_ERREURS)
-VIEW_BY_SHOW_ACTION = {view.show_action: view for view in VIEWS}
 VIEW_BY_ETAT = {view.etat: view for view in VIEWS}

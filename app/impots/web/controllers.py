@@ -25,6 +25,7 @@ MSG_JSON_XML_ONLY = "cette action n'est possible que pour les sessions json ou x
 
 
 def result(action: str, etat: int, reponse: Any) -> dict[str, Any]:
+    """The result dictionary every controller returns: ``{"action", "état", "réponse"}``."""
     return {"action": action, "état": etat, "réponse": reponse}
 
 
@@ -45,6 +46,7 @@ def _simulation(taxpayer: validation.Taxpayer, simulation_id: int) -> dict[str, 
 
 
 def init_session(type_response: str) -> Result:
+    """Route 2: 700 and the session's response type, or 701/400 for an unknown type."""
     if type_response not in a.RESPONSE_TYPES:
         return result(a.INIT_SESSION, 701, [f"paramètre [type={type_response}] invalide"]), 400
     session["typeResponse"] = type_response
@@ -54,6 +56,7 @@ def init_session(type_response: str) -> Result:
 
 
 def authentifier_utilisateur() -> Result:
+    """Route 4: 200 for valid credentials, 201/400 for bad fields, 201/401 for bad credentials."""
     credentials, errors = validation.credentials_from_form(request.form)
     if credentials is None:
         return result(a.AUTHENTIFIER_UTILISATEUR, 201, errors), 400
@@ -82,6 +85,7 @@ def _store_simulations(new: list[dict[str, Any]]) -> None:
 
 
 def calculer_impot() -> Result:
+    """Route 5: 300 and the new simulation (stored in the session), or 301/400 with the messages."""
     taxpayer, errors = validation.taxpayer_from_form(request.form)
     if taxpayer is None:
         return result(a.CALCULER_IMPOT, 301, errors), 400
@@ -93,7 +97,7 @@ def calculer_impot() -> Result:
 def _bulk_body() -> tuple[list[dict[str, Any]] | None, str | None]:
     try:
         body = json.loads(request.get_data(as_text=True))
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: nested deeper than the parser goes
         return None, f"le corps du POST n'est pas une chaîne jSON valide : {error}"
     if not isinstance(body, list) or not body:
         return None, validation.MSG_NOT_A_LIST
@@ -103,6 +107,7 @@ def _bulk_body() -> tuple[list[dict[str, Any]] | None, str | None]:
 
 
 def calculer_impots() -> Result:
+    """Route 6 (json/xml only): 1500 and the new simulations, or 1501/400 (1501/500 if the rule fails)."""
     if session.get("typeResponse") not in ("json", "xml"):
         return result(a.CALCULER_IMPOTS, 1501, [MSG_JSON_XML_ONLY]), 400
     body, error = _bulk_body()
@@ -131,10 +136,12 @@ def calculer_impots() -> Result:
 
 
 def lister_simulations() -> Result:
+    """Route 7: 500 and the session's simulations (possibly ``[]``)."""
     return result(a.LISTER_SIMULATIONS, 500, session.get("simulations", [])), 200
 
 
 def supprimer_simulation(numero: int) -> Result:
+    """Route 8: 600 and the remaining simulations, or 601/400 when ``numero`` is not one of them."""
     simulations = session.get("simulations", [])
     remaining = [simulation for simulation in simulations if simulation["id"] != numero]
     if len(remaining) == len(simulations):
@@ -144,6 +151,7 @@ def supprimer_simulation(numero: int) -> Result:
 
 
 def fin_session() -> Result:
+    """Route 9: 400; the whole session is cleared (type, user, simulations, model, CSRF token)."""
     session.clear()
     # Flask-WTF caches the request's token in g; it belonged to the session just cleared.
     g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
@@ -151,10 +159,12 @@ def fin_session() -> Result:
 
 
 def afficher_calcul_impot() -> Result:
+    """Route 10: 800, the menu link back to an empty tax form."""
     return result(a.AFFICHER_CALCUL_IMPOT, 800, ""), 200
 
 
 def get_admindata() -> Result:
+    """Route 11 (json/xml only): 1000 and the admin data, or 1001/400."""
     if session.get("typeResponse") not in ("json", "xml"):
         return result(a.GET_ADMINDATA, 1001, [MSG_JSON_XML_ONLY]), 400
     return result(a.GET_ADMINDATA, 1000, current_runtime().admin_data.get().to_dict()), 200

@@ -31,6 +31,7 @@ def _unavailable_message(what: str) -> str:
 
 
 def current_action() -> str:
+    """The course's name of the action this request routes to (``init-session``...)."""
     endpoint = (request.endpoint or "").rpartition(".")[2]
     return a.ACTION_BY_ENDPOINT.get(endpoint, endpoint)
 

@@ -7,6 +7,7 @@ of the view to show next and redirects there (302), so the address bar only ever
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,23 +60,46 @@ _NEUTRAL_MODELS: dict[str, Callable[[], dict[str, Any]]] = {
 
 
 def json_response(result: Mapping[str, Any], status: int) -> Response:
+    """The result as UTF-8 JSON, accents kept."""
     body = json.dumps(result, ensure_ascii=False)
     return Response(body, status=status, content_type="application/json; charset=utf-8")
 
 
+# Element names every XML parser accepts: ASCII and Latin-1 letters (the course's keys: état, impôt...),
+# digits, "_", "-", "."; no ":" (namespaces), nor xmltodict's "@attribute" / "#text" markers.
+_XML_NAME = re.compile(r"[A-Za-z_\xc0-\xd6\xd8-\xf6\xf8-\xff][A-Za-z_\xc0-\xd6\xd8-\xf6\xf8-\xff0-9.-]*")
+# Characters XML 1.0 cannot carry, even escaped.
+_NOT_XML_CHARACTER = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_safe(value: Any) -> Any:
+    """``value`` made serialisable as XML: the keys of an invalid object come from the client, and a form
+    field may hold any character. Keys that cannot be element names are left out (``erreur`` names them)."""
+    if isinstance(value, Mapping):
+        return {key: _xml_safe(item) for key, item in value.items() if _XML_NAME.fullmatch(str(key))}
+    if isinstance(value, list):
+        return [_xml_safe(item) for item in value]
+    if isinstance(value, str):
+        return _NOT_XML_CHARACTER.sub("\ufffd", value)
+    return value
+
+
 def xml_response(result: Mapping[str, Any], status: int) -> Response:
+    """The result inside ``<root>``: lists as repeated elements, every value as text."""
     # An empty list would vanish in XML; an empty <réponse/> keeps the key visible to clients.
     document = {key: ("" if value == [] else value) for key, value in result.items()}
-    body = xmltodict.unparse({"root": document}, encoding="utf-8")
+    body = xmltodict.unparse({"root": _xml_safe(document)}, encoding="utf-8")
     return Response(body, status=status, content_type="application/xml; charset=utf-8")
 
 
 def render_view(view: a.View, model: Mapping[str, Any], status: int) -> Response:
+    """An HTML view rendered from ``model``."""
     body = render_template(view.template, model=model)
     return Response(body, status=status, content_type="text/html; charset=utf-8")
 
 
 def html_response(result: Mapping[str, Any], status: int) -> Response:
+    """An ASV état renders its view; any other état stores the next view's model and redirects (302)."""
     view = a.VIEW_BY_ETAT.get(result["état"])
     if view is not None:
         model = session.get("modèle")

@@ -53,11 +53,8 @@ class Runtime:
     def with_csrftoken(self) -> bool:
         return bool(self.config["with_csrftoken"])
 
-    @property
-    def prefix_url(self) -> str:
-        return self.config["prefix_url"]
-
     def password_hash(self, login: str) -> str | None:
+        """The stored pbkdf2-sha256 hash of ``login``, None for an unknown login."""
         for user in self.config["users"]:
             if user["login"] == login:
                 return user["password"]
@@ -88,6 +85,7 @@ class Runtime:
             log.close()
 
     def log_event(self, message: str) -> None:
+        """Log one line: in the request's log inside a request, else in a logger opened for it."""
         with self.event_log() as log:
             log.write(message + "\n")
 
@@ -106,6 +104,7 @@ class Runtime:
 
 
 def current_runtime() -> Runtime:
+    """The runtime of the application handling this request."""
     return current_app.extensions[EXTENSION_KEY]
 
 
@@ -117,6 +116,7 @@ def request_log() -> LogSink:
 
 
 def close_request_log(_error: BaseException | None = None) -> None:
+    """Teardown: close the per-request logger if the request opened one."""
     log = g.pop("impots_log", None)
     if log is not None:
         log.close()

@@ -45,14 +45,17 @@ class Taxpayer:
 
 
 def missing_message(name: str) -> str:
+    """The message of a missing field: ``paramètre [<name>] manquant``."""
     return f"paramètre [{name}] manquant"
 
 
 def invalid_marie_message(value: Any) -> str:
+    """The message of a ``marié`` that is not oui/non."""
     return f"valeur [{value}] invalide pour le paramètre [marié (oui/non)]"
 
 
 def invalid_integer_message(name: str, value: Any) -> str:
+    """The message of an ``enfants`` or ``salaire`` that is not a whole number >= 0."""
     return f"valeur [{value}] invalide pour le paramètre [{name} (entier>=0)]"
 
 

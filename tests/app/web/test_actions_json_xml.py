@@ -157,6 +157,11 @@ def test_bulk_1500_then_list_500(client: WebClient, kind: str) -> None:
             '[{"marié": "oui", "enfants": 1, "salaire": 1}, 3]',
             "le corps du POST doit être une liste de dictionnaires",
         ),
+        pytest.param(
+            "[" * 100_000 + "]" * 100_000,
+            "le corps du POST n'est pas une chaîne jSON valide : ",
+            id="nested-too-deep",  # was état 131 (RecursionError), not a client error
+        ),
     ],
 )
 def test_bulk_1501_bad_bodies(client: WebClient, payload: str, message: str) -> None:
@@ -296,3 +301,25 @@ def test_json_keeps_accents(client: WebClient) -> None:
     client.init_session("json")
     raw = client.last.get_data()
     assert "état".encode() in raw and b"\\u00e9" not in raw
+
+
+@pytest.mark.parametrize("key", ["a b", "", "1x", "<x>", "a:b", "@attribut", "#text"])
+def test_bulk_1501_in_xml_with_a_key_that_is_no_element_name(client: WebClient, key: str) -> None:
+    """An invalid object comes back in XML too: the document stays well-formed and keeps its shape
+    (no attribute, no text node), the key that cannot be an element name is named in ``erreur``."""
+    client.start("xml")
+    client.post(client.url("calculer-impots"), json=[{"marié": "oui", "enfants": 1, "salaire": 1, key: "v"}])
+    returned = check(client, 400, 1501, "calculer-impots")["réponse"]  # check() parses the document
+    assert set(returned) == {"marié", "enfants", "salaire", "erreur"}
+    assert returned["erreur"].startswith(f"clés non autorisées : [{key}]")
+
+
+def test_xml_stays_well_formed_with_control_characters(client: WebClient) -> None:
+    """Characters XML 1.0 cannot carry (a form field may hold any) come back as U+FFFD."""
+    client.start("xml")
+    client.post(client.url("calculer-impot"), data={"marié": "o\x01ui", "enfants": "1\x00", "salaire": "2"})
+    body = check(client, 400, 301, "calculer-impot")
+    assert messages(body) == [
+        "valeur [o\ufffdui] invalide pour le paramètre [marié (oui/non)]",
+        "valeur [1\ufffd] invalide pour le paramètre [enfants (entier>=0)]",
+    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from webclient import WebClient
+from webclient import Browser, WebClient
 
 
 @pytest.mark.parametrize("kind", ["json", "xml"])
@@ -77,3 +77,28 @@ def test_new_token_after_fin_session(make_client) -> None:
     # The token handed out by fin-session belongs to the new (empty) session.
     client.get(client.url("init-session", "json"))
     assert client.last.status_code == 200 and client.body()["état"] == 700
+
+
+def test_token_is_checked_after_the_other_checks(make_app) -> None:
+    """§4.3 step 3: 101 (no session, not authenticated), then 151 (not offered by the view), then 121."""
+    app = make_app("mysql", with_csrftoken=True)
+    http = app.test_client()
+    body = http.get("/do/lister-simulations/forged-token").get_json()
+    assert (body["état"], body["réponse"]) == (
+        101,
+        ["action [lister-simulations] demandée par utilisateur non authentifié"],
+    )
+    body = http.get("/do/afficher-vue-authentification/forged-token").get_json()
+    assert (body["état"], body["réponse"]) == (
+        101,
+        ["pas de session en cours. Commencer par action [init-session]"],
+    )
+
+    browser = Browser(app)
+    browser.open("/do/")
+    browser.submit({"user": "admin", "password": "admin"})  # the tax form view: deleting is not offered
+    browser.open("/do/supprimer-simulation/1/forged-token")
+    assert browser.final_url.startswith("/do/afficher-vue-liste-erreurs/")
+    assert "action [supprimer-simulation] incorrecte dans l&#39;environnement actuel" in browser.page
+    browser.open("/do/lister-simulations/forged-token")  # offered by the error view: now the token counts
+    assert "The CSRF token is invalid." in browser.page

@@ -49,5 +49,32 @@ def test_main_py_usage(argv: list[str]) -> None:
     assert result.stderr.strip() == "usage: python main.py mysql|pgres"
 
 
+@pytest.mark.parametrize(
+    ("impots_json", "secrets", "message"),
+    [
+        ({"prefix_url": "do"}, {"secret_key": "k"}, "impots.json: prefix_url: expected"),
+        ({}, {}, "secrets.json: secret_key: missing"),
+    ],
+)
+def test_main_py_bad_configuration_is_one_clear_line(
+    tmp_path: Path, impots_json: dict, secrets: dict, message: str
+) -> None:
+    """A bad instance configuration stops the dev server with the message, not a traceback."""
+    (tmp_path / "impots.json").write_text(json.dumps(impots_json), encoding="utf-8")
+    (tmp_path / "secrets.json").write_text(json.dumps(secrets), encoding="utf-8")
+    (tmp_path / "secrets.json").chmod(0o600)
+    result = subprocess.run(
+        [sys.executable, str(APP / "main.py"), "mysql"],
+        capture_output=True,
+        text=True,
+        cwd=APP,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "IMPOTS_INSTANCE_PATH": str(tmp_path)},
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("main.py: ") and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
 def test_app_requirements_is_a_copy() -> None:
     assert (APP / "requirements.txt").read_bytes() == (REPO / "requirements" / "app.txt").read_bytes()

@@ -1,0 +1,569 @@
+"""The app's databases on a Windows host: MariaDB/MySQL and PostgreSQL accounts, schema and data, Redis.
+
+The same result as the Linux deploy (``provisioning/linux/operations/databases.py``): database
+``dbimpots-2019`` and user ``admimpots`` on each DBMS a site uses, with the password of the app's secrets
+file, then the app's own ``python -m impots.db.seed <dbms>`` (Contract 2). Differences on Windows:
+
+- the servers are not installed here: Laragon ships MySQL/MariaDB (root without password) and
+  optionally PostgreSQL and Redis; an Apache Lounge host has them installed separately. The clients
+  (``mysql.exe``, ``psql.exe``) are looked for on PATH and in the usual folders, and the servers must
+  answer on the addresses ``impots.json`` gives the app (``ENDPOINTS``), checked before any change;
+- SQL goes to the client on stdin from a PowerShell script that reads the app user's password from the
+  secrets file itself; an administrator password (``database_admins``) travels over SFTP into an
+  Administrators-only folder, is read and deleted by the script, and reaches the client as
+  ``MYSQL_PWD``/``PGPASSWORD`` in the child's environment only: never on a command line;
+- "already in place" is what the app itself sees: ``impots.db.seed --check`` exits 0 (up to date) or 3
+  (seed needed) only when the app's user logs in to its database with the secrets file's password.
+  Exit 2 (cannot connect) or no app yet: the account is (re)made, idempotently.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import Any
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, operation
+
+from provisioning.settings import Settings
+from provisioning.windows.facts import PowerShellJsonFact, ProgramSearch, TcpPortsOpen
+from provisioning.windows.platforms import LARAGON, WindowsPlatform
+from provisioning.windows.powershell import json_fact_script, ps_assign, win_path
+
+# Where the app connects (templates/common/impots.json.j2 writes these for every host).
+ENDPOINTS = {"mysql": "127.0.0.1:3306", "pgres": "127.0.0.1:5432", "redis": "127.0.0.1:6379"}
+LABELS = {"mysql": "MariaDB/MySQL", "pgres": "PostgreSQL", "redis": "Redis"}
+CLIENTS = {"mysql": "mysql.exe", "pgres": "psql.exe"}
+REDIS_SERVER = "redis-server.exe"
+
+SEED_UP_TO_DATE = 0
+SEED_CHANGES_NEEDED = 3
+
+# Extra host data read by the Windows deploy (not in Settings yet): key -> (default, environment variable).
+ADMIN_KEYS = {
+    "impots_mysql_admin_user": ("root", None),
+    "impots_mysql_admin_password": (None, "IMPOTS_MYSQL_ADMIN_PASSWORD"),
+    "impots_pgres_admin_user": ("postgres", None),
+    "impots_pgres_admin_password": (None, "IMPOTS_PGRES_ADMIN_PASSWORD"),
+}
+_ADMIN_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,62}$")
+
+
+class DatabaseDataError(ValueError):
+    """Bad database administrator data: ``<host>: <key>: <what is wrong>`` (the value never shown)."""
+
+
+@dataclass(frozen=True)
+class DatabaseAdmins:
+    """The DBMS administrator accounts the deploy creates the app's database and user with."""
+
+    mysql_user: str = "root"
+    mysql_password: str | None = field(default=None, repr=False)  # None: no password (Laragon's root)
+    pgres_user: str = "postgres"
+    pgres_password: str | None = field(default=None, repr=False)
+
+    def user(self, dbms: str) -> str:
+        return self.mysql_user if dbms == "mysql" else self.pgres_user
+
+    def password(self, dbms: str) -> str | None:
+        return self.mysql_password if dbms == "mysql" else self.pgres_password
+
+
+def database_admins(host_name: str, data: Mapping[str, Any], environ: Mapping[str, str]) -> DatabaseAdmins:
+    """Validate the administrator keys of ``ADMIN_KEYS`` in host data (passwords also from the
+    environment); raise ``DatabaseDataError`` naming the key, never the secret."""
+    values: dict[str, str | None] = {}
+    for key, (default, variable) in ADMIN_KEYS.items():
+        value, origin = data.get(key), "data"
+        if value is None and variable:
+            value, origin = environ.get(variable) or None, f"environment variable {variable}"
+        if value is None:
+            values[key] = default
+            continue
+        if key.endswith("_user"):
+            if not isinstance(value, str) or not _ADMIN_USER.match(value):
+                raise DatabaseDataError(f"{host_name}: {key}: {value!r} is not an account name")
+        elif not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+            raise DatabaseDataError(
+                f"{host_name}: {key}: must be a string without line breaks or NUL (from {origin})"
+            )
+        values[key] = value
+    return DatabaseAdmins(
+        mysql_user=values["impots_mysql_admin_user"],
+        mysql_password=values["impots_mysql_admin_password"],
+        pgres_user=values["impots_pgres_admin_user"],
+        pgres_password=values["impots_pgres_admin_password"],
+    )
+
+
+# --- finding the clients and servers ------------------------------------------------------------------
+
+
+def client_patterns(dbms: str, platform: WindowsPlatform, laragon_root: str) -> list[str]:
+    """Where ``mysql.exe``/``psql.exe`` are looked for (besides PATH), most likely first."""
+    laragon = laragon_root.rstrip("/")
+    if dbms == "mysql":
+        own = [f"{laragon}/bin/mysql/*/bin/mysql.exe"] if platform.layout == LARAGON else []
+        return own + [
+            "C:/Program Files/MariaDB */bin/mysql.exe",
+            "C:/Program Files/MySQL/MySQL Server */bin/mysql.exe",
+        ]
+    own = [f"{laragon}/bin/postgresql/*/bin/psql.exe"] if platform.layout == LARAGON else []
+    return own + ["C:/Program Files/PostgreSQL/*/bin/psql.exe"]
+
+
+def redis_patterns(platform: WindowsPlatform, laragon_root: str) -> list[str]:
+    """Where a Redis server this deploy may start is looked for: Laragon's only (else Redis must run)."""
+    if platform.layout != LARAGON:
+        return []
+    return [f"{laragon_root.rstrip('/')}/bin/redis/*/{REDIS_SERVER}"]
+
+
+def _natural_key(path: str) -> list[Any]:
+    return [(0, int(part)) if part.isdigit() else (1, part.lower()) for part in re.split(r"(\d+)", path)]
+
+
+def choose_program(search: Mapping[str, Any], patterns: Sequence[str]) -> str | None:
+    """The first pattern's newest match (version numbers compared as numbers), else what PATH has."""
+    for pattern in patterns:
+        files = search["found"].get(pattern) or []
+        if files:
+            return max(files, key=_natural_key)
+    return search["on_path"]
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """What the database steps use on this host, decided from facts before any change."""
+
+    clients: dict[str, str] = field(default_factory=dict)  # dbms -> client executable
+    redis_server: str | None = None  # Laragon's redis-server.exe, started when Redis does not answer
+
+
+def resolve_databases(settings: Settings, platform: WindowsPlatform) -> tuple[DatabaseTarget, list[str]]:
+    """The clients and Redis server to use, and every problem found (each naming what was looked for)."""
+    problems: list[str] = []
+    wanted = list(settings.dbms_in_use) + (["redis"] if settings.with_redissession else [])
+    if not wanted:
+        return DatabaseTarget(), problems
+    listening = host.get_fact(TcpPortsOpen, endpoints=[ENDPOINTS[name] for name in wanted])
+    start_hint = (
+        "start it from Laragon's menu (Start All)"
+        if platform.layout == LARAGON
+        else "install it and start its Windows service"
+    )
+    clients: dict[str, str] = {}
+    for dbms in settings.dbms_in_use:
+        patterns = client_patterns(dbms, platform, settings.laragon_root)
+        client = choose_program(
+            host.get_fact(ProgramSearch, program=CLIENTS[dbms], patterns=patterns), patterns
+        )
+        for site in (s for s in settings.sites if s.dbms == dbms):
+            if client is None:
+                problems.append(
+                    f"site {site.name} uses {dbms} ({LABELS[dbms]}) but its client {CLIENTS[dbms]} was not "
+                    f"found (looked on PATH and in {', '.join(patterns)}): install it, or put its bin "
+                    "folder on the system PATH"
+                )
+            if not listening.get(ENDPOINTS[dbms]):
+                problems.append(
+                    f"site {site.name} uses {dbms} ({LABELS[dbms]}) but nothing answers on "
+                    f"{ENDPOINTS[dbms]}: {start_hint}"
+                )
+        if client is not None:
+            clients[dbms] = client
+
+    redis_server = None
+    if settings.with_redissession:
+        patterns = redis_patterns(platform, settings.laragon_root)
+        if patterns:
+            redis_server = choose_program(
+                host.get_fact(ProgramSearch, program=REDIS_SERVER, patterns=patterns), patterns
+            )
+        if not listening.get(ENDPOINTS["redis"]) and redis_server is None:
+            looked = f" and no {REDIS_SERVER} was found in {', '.join(patterns)}" if patterns else ""
+            problems.append(
+                f"impots_with_redissession is on but nothing answers on {ENDPOINTS['redis']}{looked}: "
+                "install and start Redis (or a compatible server such as Memurai), "
+                "or set impots_with_redissession = False"
+            )
+    return DatabaseTarget(clients=clients, redis_server=redis_server), problems
+
+
+# --- running a program from a script -----------------------------------------------------------------
+
+# Native programs run through .NET's Process, not PowerShell's pipeline: stdin is written as UTF-8 bytes
+# (Windows PowerShell 5.1 pipes text to native programs in ASCII), secrets go into the child's
+# environment only, and stderr is captured for the error message instead of being turned into a
+# PowerShell error by the wrapper's 'Stop'.
+INVOKE_PROGRAM = r"""
+function Invoke-Program([string]$exe, [string]$arguments, [hashtable]$environment, [string]$stdin,
+    [string]$folder) {
+    $info = New-Object Diagnostics.ProcessStartInfo
+    $info.FileName = $exe
+    $info.Arguments = $arguments
+    $info.UseShellExecute = $false
+    $info.CreateNoWindow = $true
+    $info.RedirectStandardInput = $true
+    $info.RedirectStandardOutput = $true
+    $info.RedirectStandardError = $true
+    $utf8 = New-Object Text.UTF8Encoding $false
+    $info.StandardOutputEncoding = $utf8
+    $info.StandardErrorEncoding = $utf8
+    if ($folder) { $info.WorkingDirectory = $folder }
+    foreach ($key in $environment.Keys) { $info.EnvironmentVariables[$key] = [string]$environment[$key] }
+    $process = [Diagnostics.Process]::Start($info)
+    $out = $process.StandardOutput.ReadToEndAsync()
+    $err = $process.StandardError.ReadToEndAsync()
+    $bytes = $utf8.GetBytes($stdin)
+    $process.StandardInput.BaseStream.Write($bytes, 0, $bytes.Length)
+    $process.StandardInput.Close()
+    $process.WaitForExit()
+    @{ code = $process.ExitCode; stdout = $out.Result; stderr = $err.Result.Trim() }
+}
+"""
+
+
+def command_line(arguments: Sequence[str]) -> str:
+    """Arguments joined for a Windows command line (the C runtime's quoting rules)."""
+    return subprocess.list2cmdline(list(arguments))
+
+
+def seed_arguments(dbms: str, check: bool) -> str:
+    return command_line(["-m", "impots.db.seed", dbms, *(["--check"] if check else [])])
+
+
+# --- the seed status (the app's own view of its database) ----------------------------------------------
+
+_SEED_STATUS = r"""
+$result = $null
+$ready = Test-Path -LiteralPath $python -PathType Leaf
+if ($ready) { $ready = Test-Path -LiteralPath (Join-Path $app 'impots') -PathType Container }
+if ($ready) {
+    $run = Invoke-Program $python $arguments @{ IMPOTS_INSTANCE_PATH = $instance } '' $app
+    $result = @{ code = $run.code; stderr = $run.stderr }
+}
+"""
+
+
+class SeedStatus(PowerShellJsonFact):
+    """
+    What ``<venv>/Scripts/python.exe -m impots.db.seed <dbms> --check`` says, run from the app folder
+    with ``IMPOTS_INSTANCE_PATH`` set: ``{"code": 0|3|2, "stderr": str}`` (0 up to date, 3 seed needed,
+    2 cannot connect), or ``None`` when the venv's Python or the app is not there yet.
+
+    .. code:: python
+
+        host.get_fact(SeedStatus, dbms="mysql", python="C:/impots/venv/Scripts/python.exe",
+                      app="C:/impots/app", instance="C:/impots/instance")
+    """
+
+    def command(self, dbms: str, python: str, app: str, instance: str) -> str:
+        return json_fact_script(
+            ps_assign(
+                python=win_path(python),
+                app=win_path(app),
+                instance=win_path(instance),
+                arguments=seed_arguments(dbms, check=True),
+            )
+            + INVOKE_PROGRAM.lstrip("\n")
+            + _SEED_STATUS.lstrip("\n")
+        )
+
+    def convert(self, value: dict) -> dict:
+        return {"code": int(value["code"]), "stderr": value.get("stderr") or ""}
+
+
+def _account_in_place(dbms: str, python: str, app: str, instance: str) -> bool:
+    status = host.get_fact(SeedStatus, dbms=dbms, python=python, app=app, instance=instance)
+    return status is not None and status["code"] in (SEED_UP_TO_DATE, SEED_CHANGES_NEEDED)
+
+
+# --- accounts ------------------------------------------------------------------------------------------
+
+# The administrator password file is read and deleted at once (finally: also when reading fails).
+_READ_SECRETS = r"""
+$admin = $null
+if ($adminfile) {
+    try { $admin = [IO.File]::ReadAllText($adminfile) | ConvertFrom-Json }
+    finally { Remove-Item -LiteralPath $adminfile -Force -ErrorAction SilentlyContinue }
+}
+$secrets = [IO.File]::ReadAllText($secretsfile) | ConvertFrom-Json
+$password = [string]$secrets.$secretkey
+if (-not $password) { throw "$secretsfile has no $secretkey" }
+"""
+
+_MYSQL_ENSURE = r"""
+$environment = @{}
+if ($admin -and $admin.password) { $environment['MYSQL_PWD'] = [string]$admin.password }
+$quoted = "'" + $password.Replace('\', '\\').Replace("'", "''") + "'"
+$run = Invoke-Program $client $arguments $environment $sql.Replace('@PASSWORD@', $quoted) $null
+if ($run.code -ne 0) { throw ($where + ': ' + $run.stderr) }
+"""
+
+_PGRES_ENSURE = r"""
+$environment = @{ PGCLIENTENCODING = 'UTF8'; PGCONNECT_TIMEOUT = '10' }
+if ($admin -and $admin.password) { $environment['PGPASSWORD'] = [string]$admin.password }
+$run = Invoke-Program $client $arguments $environment $statesql $null
+if ($run.code -ne 0) { throw ($where + ': ' + $run.stderr) }
+$state = $run.stdout.Trim().Split('|')
+$statements = @()
+if ($state[0] -eq '1') { $statements += $alterrole } else { $statements += $createrole }
+if ($state[1] -ne '1') { $statements += $createdatabase }
+elseif ($state[2] -ne '1') { $statements += $alterowner }
+$quoted = "'" + $password.Replace("'", "''") + "'"
+$sql = ($statements -join "`n").Replace('@PASSWORD@', $quoted) + "`n"
+$run = Invoke-Program $client $arguments $environment $sql $null
+if ($run.code -ne 0) { throw ($where + ': ' + $run.stderr) }
+"""
+
+MYSQL_HOSTS = ("localhost", "127.0.0.1")
+
+
+def mysql_ensure_sql(database: str, user: str) -> str:
+    """The statements making the database and the user (``@PASSWORD@``: the quoted password, put in by
+    the script on the host). Names are validated by settings: they need no escaping."""
+    statements = [f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4;"]
+    for account_host in MYSQL_HOSTS:
+        account = f"'{user}'@'{account_host}'"
+        statements += [
+            f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY @PASSWORD@;",
+            f"ALTER USER {account} IDENTIFIED BY @PASSWORD@;",
+            f"GRANT ALL PRIVILEGES ON `{database}`.* TO {account};",
+        ]
+    statements.append("FLUSH PRIVILEGES;")
+    return "\n".join(statements) + "\n"
+
+
+def pgres_statements(database: str, user: str) -> dict[str, str]:
+    """The state query (``role|database|owner`` as 1/0) and the statements the script picks from."""
+    return {
+        "statesql": (
+            f"SELECT (SELECT count(*) FROM pg_roles WHERE rolname = '{user}'),"
+            f" (SELECT count(*) FROM pg_database WHERE datname = '{database}'),"
+            " (SELECT count(*) FROM pg_database d JOIN pg_roles r ON d.datdba = r.oid"
+            f" WHERE d.datname = '{database}' AND r.rolname = '{user}');\n"
+        ),
+        "createrole": f'CREATE ROLE "{user}" LOGIN PASSWORD @PASSWORD@;',
+        "alterrole": f'ALTER ROLE "{user}" WITH LOGIN PASSWORD @PASSWORD@;',
+        "createdatabase": (
+            f'CREATE DATABASE "{database}" OWNER "{user}" ENCODING \'UTF8\' TEMPLATE template0;'
+        ),
+        "alterowner": f'ALTER DATABASE "{database}" OWNER TO "{user}";',
+    }
+
+
+def client_arguments(dbms: str, admin_user: str) -> str:
+    address, port = ENDPOINTS[dbms].rsplit(":", 1)
+    if dbms == "mysql":
+        return command_line(
+            ["--protocol=TCP", f"--host={address}", f"--port={port}", f"--user={admin_user}",
+             "--batch", "--skip-column-names", "--connect-timeout=10"]
+        )  # fmt: skip
+    return command_line(
+        ["-X", "-q", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1", "-h", address, "-p", port,
+         "-U", admin_user, "-d", "postgres"]
+    )  # fmt: skip
+
+
+def admin_file(admin_dir: str, dbms: str) -> str:
+    return f"{admin_dir}/{dbms}-admin.json"
+
+
+def _account_commands(
+    dbms: str,
+    client: str,
+    admin_user: str,
+    admin_password: str | None,
+    admin_dir: str,
+    secrets: str,
+    body: str,
+):
+    """Upload the administrator password (if any), then the script making the account."""
+    adminfile = ""
+    if admin_password is not None:
+        adminfile = admin_file(admin_dir, dbms)
+        yield FileUploadCommand(BytesIO(json.dumps({"password": admin_password}).encode("utf-8")), adminfile)
+    where = f"{LABELS[dbms]} at {ENDPOINTS[dbms]} as {admin_user} with {client}"
+    yield (
+        ps_assign(
+            client=win_path(client),
+            arguments=client_arguments(dbms, admin_user),
+            adminfile=win_path(adminfile),
+            secretsfile=win_path(secrets),
+            secretkey=f"{dbms}_password",
+            where=where,
+        )
+        + body
+    )
+
+
+@operation()
+def mysql_account(
+    client: str,
+    admin_user: str,
+    admin_password: str | None,
+    admin_dir: str,
+    secrets: str,
+    database: str,
+    user: str,
+    python: str,
+    app: str,
+    instance: str,
+):
+    """
+    Create the MariaDB/MySQL database and its user (``'user'@'localhost'`` and ``'user'@'127.0.0.1'``,
+    all rights on the database) with the ``mysql_password`` of the secrets file; no change when the app
+    already logs in with it (``SeedStatus`` exit 0 or 3).
+
+    + client: ``mysql.exe``
+    + admin_user, admin_password: the administrator account (``root``; ``None``: no password)
+    + admin_dir: Administrators-only folder the administrator password passes through
+    + secrets: the app's secrets file
+    + database, user: e.g. ``dbimpots-2019``, ``admimpots``
+    + python, app, instance: the venv's Python, the app folder and its instance folder (for the check)
+
+    .. code:: python
+
+        mysql_account(client="C:/laragon/bin/mysql/mysql-8.0.30-winx64/bin/mysql.exe", admin_user="root",
+                      admin_password=None, admin_dir="C:/impots/admin",
+                      secrets="C:/impots/instance/secrets.json", database="dbimpots-2019",
+                      user="admimpots", python="C:/impots/venv/Scripts/python.exe",
+                      app="C:/impots/app", instance="C:/impots/instance")
+    """
+    if _account_in_place("mysql", python, app, instance):
+        host.noop(f"MariaDB/MySQL database {database} and user {user} are already in place")
+        return
+    body = ps_assign(sql=mysql_ensure_sql(database, user)) + INVOKE_PROGRAM.lstrip("\n")
+    body += _READ_SECRETS.lstrip("\n") + _MYSQL_ENSURE.lstrip("\n")
+    yield from _account_commands("mysql", client, admin_user, admin_password, admin_dir, secrets, body)
+
+
+@operation()
+def postgresql_account(
+    client: str,
+    admin_user: str,
+    admin_password: str | None,
+    admin_dir: str,
+    secrets: str,
+    database: str,
+    user: str,
+    python: str,
+    app: str,
+    instance: str,
+):
+    """
+    Create the PostgreSQL role (login, the ``pgres_password`` of the secrets file) and its database
+    (owned by it); no change when the app already logs in with it (``SeedStatus`` exit 0 or 3).
+
+    + client: ``psql.exe``
+    + admin_user, admin_password: the superuser (``postgres``; ``None``: no password, e.g. trust)
+    + the other arguments: as for ``mysql_account``
+
+    .. code:: python
+
+        postgresql_account(client="C:/Program Files/PostgreSQL/16/bin/psql.exe", admin_user="postgres",
+                           admin_password="...", admin_dir="C:/impots/admin",
+                           secrets="C:/impots/instance/secrets.json", database="dbimpots-2019",
+                           user="admimpots", python="C:/impots/venv/Scripts/python.exe",
+                           app="C:/impots/app", instance="C:/impots/instance")
+    """
+    if _account_in_place("pgres", python, app, instance):
+        host.noop(f"PostgreSQL database {database} owned by {user} is already in place")
+        return
+    body = ps_assign(**pgres_statements(database, user)) + INVOKE_PROGRAM.lstrip("\n")
+    body += _READ_SECRETS.lstrip("\n") + _PGRES_ENSURE.lstrip("\n")
+    yield from _account_commands("pgres", client, admin_user, admin_password, admin_dir, secrets, body)
+
+
+# --- schema and data -------------------------------------------------------------------------------------
+
+_SEED = r"""
+$run = Invoke-Program $python $arguments @{ IMPOTS_INSTANCE_PATH = $instance } '' $app
+if ($run.stdout) { Write-Output $run.stdout.Trim() }
+if ($run.code -ne 0) { throw ('python -m impots.db.seed failed (exit ' + $run.code + '): ' + $run.stderr) }
+"""
+
+
+@operation()
+def database_seeded(dbms: Sequence[str], python: str, app: str, instance: str):
+    """
+    Create the app's tables and make their rows equal to the course data with the app's own command
+    (``python -m impots.db.seed <dbms>``, from the app folder, ``IMPOTS_INSTANCE_PATH`` set), for each
+    DBMS whose ``--check`` (``SeedStatus``) does not say up to date.
+
+    + dbms: ``mysql`` and/or ``pgres``
+    + python: the venv's ``Scripts/python.exe``
+    + app: the app folder (current release); instance: the instance folder
+
+    .. code:: python
+
+        database_seeded(dbms=["mysql", "pgres"], python="C:/impots/venv/Scripts/python.exe",
+                        app="C:/impots/app", instance="C:/impots/instance")
+    """
+    stale = []
+    for name in dbms:
+        status = host.get_fact(SeedStatus, dbms=name, python=python, app=app, instance=instance)
+        if status is None or status["code"] != SEED_UP_TO_DATE:
+            stale.append(name)
+    if not stale:
+        host.noop(f"{', '.join(dbms)} schema and data are already up to date")
+        return
+    for name in stale:
+        yield (
+            ps_assign(
+                python=win_path(python),
+                app=win_path(app),
+                instance=win_path(instance),
+                arguments=seed_arguments(name, check=False),
+            )
+            + INVOKE_PROGRAM.lstrip("\n")
+            + _SEED.lstrip("\n")
+        )
+
+
+# --- Redis ---------------------------------------------------------------------------------------------
+
+# Started through WMI like Laragon's httpd: a process started from the SSH session dies with it.
+_START_REDIS = r"""
+$command = '"' + $server + '" --bind ' + $address + ' --port ' + $port
+$arguments = @{ CommandLine = $command; CurrentDirectory = (Split-Path -Parent $server) }
+$started = Invoke-CimMethod -ClassName Win32_Process -MethodName Create -Arguments $arguments
+if ($started.ReturnValue -ne 0) {
+    throw "could not start $server (Win32_Process.Create returned $($started.ReturnValue))"
+}
+$deadline = [DateTime]::UtcNow.AddSeconds(15)
+$open = $false
+while (-not $open -and [DateTime]::UtcNow -lt $deadline) {
+    $client = New-Object Net.Sockets.TcpClient
+    try { $open = $client.ConnectAsync($address, [int]$port).Wait(500) -and $client.Connected }
+    catch { Start-Sleep -Milliseconds 300 }
+    finally { $client.Close() }
+}
+if (-not $open) { throw "$server was started but nothing answers on ${address}:${port} after 15 s" }
+"""
+
+
+@operation()
+def redis_running(server: str, endpoint: str = ENDPOINTS["redis"]):
+    """
+    Start a Redis server (Laragon's ``redis-server.exe``) detached from the SSH session when nothing
+    answers on ``endpoint``, and wait until it does.
+
+    + server: ``redis-server.exe``
+    + endpoint: ``address:port`` the app connects to
+
+    .. code:: python
+
+        redis_running(server="C:/laragon/bin/redis/redis-x64-5.0.14.1/redis-server.exe")
+    """
+    if host.get_fact(TcpPortsOpen, endpoints=[endpoint]).get(endpoint):
+        host.noop(f"Redis already answers on {endpoint}")
+        return
+    address, port = endpoint.rsplit(":", 1)
+    yield ps_assign(server=win_path(server), address=address, port=port) + _START_REDIS.lstrip("\n")

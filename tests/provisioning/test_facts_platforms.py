@@ -1,0 +1,126 @@
+"""Fact parsers (pure ``process``) and the choice of a platform record from them."""
+
+from __future__ import annotations
+
+import pytest
+
+from provisioning.linux.facts import (
+    ApacheState,
+    PathsState,
+    ServicesState,
+    TargetPlatform,
+    TlsState,
+    VenvState,
+)
+from provisioning.linux.platforms import DEBIAN, RHEL, UnsupportedPlatform, choose_platform
+
+DEBIAN_OS_RELEASE = ['PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"', 'NAME="Debian GNU/Linux"', "ID=debian"]
+UBUNTU_OS_RELEASE = ['PRETTY_NAME="Ubuntu 24.04 LTS"', "ID=ubuntu", "ID_LIKE=debian"]
+ROCKY_OS_RELEASE = ['PRETTY_NAME="Rocky Linux 9.4"', 'ID="rocky"', 'ID_LIKE="rhel centos fedora"']
+ALPINE_OS_RELEASE = ['PRETTY_NAME="Alpine Linux v3.20"', "ID=alpine"]
+
+
+def target(lines: list[str], init: str = "sysvinit") -> dict:
+    return TargetPlatform().process([*lines, f"IMPOTS_INIT={init}"])
+
+
+@pytest.mark.parametrize(
+    ("lines", "record"),
+    [
+        (DEBIAN_OS_RELEASE, DEBIAN),
+        (UBUNTU_OS_RELEASE, DEBIAN),
+        (ROCKY_OS_RELEASE, RHEL),
+        (["ID=fedora"], RHEL),
+    ],
+)
+def test_platform_from_os_release(lines: list[str], record) -> None:
+    assert choose_platform(target(lines)) is record
+
+
+def test_unsupported_platform_names_what_was_found() -> None:
+    with pytest.raises(UnsupportedPlatform, match="'Alpine Linux v3.20'"):
+        choose_platform(target(ALPINE_OS_RELEASE))
+    with pytest.raises(UnsupportedPlatform, match="no /etc/os-release"):
+        choose_platform(target([]))
+
+
+def test_platform_records_differ_where_the_platforms_do() -> None:
+    assert (DEBIAN.apache_service, DEBIAN.apache_user, DEBIAN.apxs) == (
+        "apache2",
+        "www-data",
+        "/usr/bin/apxs",
+    )
+    assert (RHEL.apache_service, RHEL.apache_user, RHEL.site_dir) == ("httpd", "apache", "/etc/httpd/conf.d")
+    assert {"httpd-devel", "mod_ssl"} <= set(RHEL.packages)
+    assert {"apache2-dev", "python3-venv"} <= set(DEBIAN.packages)
+    assert not any("mod-wsgi" in p or "mod_wsgi" in p for p in DEBIAN.packages + RHEL.packages)
+
+
+def test_target_platform_init_and_bind_error() -> None:
+    fact = target(DEBIAN_OS_RELEASE, init="systemd")
+    assert fact["init"] == "systemd" and fact["bind_error"] is None
+    assert fact["release_meta"]["PRETTY_NAME"] == "Debian GNU/Linux 12 (bookworm)"
+    failed = TargetPlatform().process(
+        ["ID=debian", "IMPOTS_INIT=sysvinit", "IMPOTS_BIND_ERROR=Cannot assign"]
+    )
+    assert failed["bind_error"] == "Cannot assign" and "IMPOTS_BIND_ERROR" not in failed["release_meta"]
+
+
+def test_target_platform_command_checks_the_listen_address_only_when_one_is_set() -> None:
+    assert "socket" in TargetPlatform().command(bind_address="10.0.0.5")
+    assert "socket" not in TargetPlatform().command(bind_address="*")
+    assert "socket" not in TargetPlatform().command()
+
+
+def test_paths_state() -> None:
+    output = [
+        "stat\t/opt/impots\tdirectory\troot\troot\t755",
+        "stat\t/opt/impots/instance/impots.json\tregular file\troot\twww-data\t640",
+        "ab12  /opt/impots/instance/impots.json",
+    ]
+    assert PathsState().process(output) == {
+        "/opt/impots": {"type": "directory", "user": "root", "group": "root", "mode": "755"},
+        "/opt/impots/instance/impots.json": {
+            "type": "regular file",
+            "user": "root",
+            "group": "www-data",
+            "mode": "640",
+            "sha256": "ab12",
+        },
+    }
+
+
+def test_services_and_apache_state() -> None:
+    services = ServicesState().process(
+        ["mariadb.running=1", "mariadb.enabled=0", "redis-server.running=0", "redis-server.enabled=0"]
+    )
+    assert services == {
+        "mariadb": {"running": True, "enabled": False},
+        "redis-server": {"running": False, "enabled": False},
+    }
+    apache = ApacheState().process(
+        ["apache.running=1", "apache.enabled=1", "changed=/etc/apache2/ports.conf"]
+    )
+    assert apache == {"running": True, "enabled": True, "changed": ["/etc/apache2/ports.conf"]}
+    assert ApacheState().process(["apache.running=1", "apache.enabled=1"])["changed"] == []
+
+
+def test_venv_state() -> None:
+    state = VenvState().process(
+        ["python=1", "requirements=abc", "mod_wsgi=6.1.1", 'module_config=LoadModule wsgi_module "/v/x.so"']
+    )
+    assert state == {
+        "python": True,
+        "requirements": "abc",
+        "mod_wsgi": "6.1.1",
+        "module_config": ['LoadModule wsgi_module "/v/x.so"'],
+    }
+
+
+def test_tls_state_sorts_sans_and_keeps_the_ca() -> None:
+    state = TlsState().process(
+        ["ca=1", "san=b-site", "san=a-site", "pem=-----BEGIN CERTIFICATE-----", "pem=QUJD"]
+    )
+    assert state["ca"] and not state["server_ok"]
+    assert state["server_sans"] == ["a-site", "b-site"]
+    assert state["ca_pem"] == ["-----BEGIN CERTIFICATE-----", "QUJD"]
