@@ -7,12 +7,33 @@ validated settings the deploy uses; sites shared by several hosts are printed on
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import gevent.monkey
 from pyinfra.api import Config, State
 from pyinfra.context import ctx_state
-from pyinfra_cli.inventory import make_inventory
 
 from provisioning.settings import SettingsError, load_settings
+
+
+@contextmanager
+def gevent_unpatched() -> Iterator[None]:
+    """Import ``pyinfra_cli`` modules without the ``gevent.monkey.patch_all()`` its package runs.
+
+    The patch turns every thread of the importing process into a greenlet: harmless in the pyinfra
+    command, but in a test session it starves any thread that never yields (a pytest run importing
+    this module or ``pyinfra_testing`` hung the deploy tests' background sampler that way)."""
+    patch_all = gevent.monkey.patch_all
+    gevent.monkey.patch_all = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        gevent.monkey.patch_all = patch_all
+
+
+with gevent_unpatched():
+    from pyinfra_cli.inventory import make_inventory
 
 
 def inventory_urls(inventory_file: str = "inventory.py") -> list[str]:

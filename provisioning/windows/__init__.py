@@ -1,2 +1,2 @@
 """Windows hosts (Laragon, Apache Lounge) over ``@winssh``: PowerShell facts and operations, platform
-records, and ``deploy.deploy_windows``. See docs/windows.md."""
+records, the databases (``databases``), and ``deploy.deploy_windows``. See docs/windows.md."""

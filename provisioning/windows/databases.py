@@ -30,7 +30,7 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 
-from provisioning.settings import Settings
+from provisioning.settings import Settings, app_paths
 from provisioning.windows.facts import PowerShellJsonFact, ProgramSearch, TcpPortsOpen
 from provisioning.windows.platforms import LARAGON, WindowsPlatform
 from provisioning.windows.powershell import json_fact_script, ps_assign, win_path
@@ -145,10 +145,32 @@ class DatabaseTarget:
     redis_server: str | None = None  # Laragon's redis-server.exe, started when Redis does not answer
 
 
-def resolve_databases(settings: Settings, platform: WindowsPlatform) -> tuple[DatabaseTarget, list[str]]:
-    """The clients and Redis server to use, and every problem found (each naming what was looked for)."""
+def needs_redis(settings: Settings) -> bool:
+    """Redis sessions are the impots app's (the date-time example has no session)."""
+    return settings.with_redissession and bool(settings.dbms_in_use)
+
+
+def seed_check_paths(settings: Settings) -> dict[str, str]:
+    """Where the app's seed command runs (``python``, ``app``, ``instance``), as deploy_windows makes it."""
+    paths = app_paths(settings)
+    return {
+        "python": f"{paths.venv}/Scripts/python.exe",
+        "app": paths.app,
+        "instance": f"{paths.install_root}/instance",
+    }
+
+
+def resolve_databases(
+    settings: Settings, platform: WindowsPlatform, admins: DatabaseAdmins | None = None
+) -> tuple[DatabaseTarget, list[str]]:
+    """The clients and Redis server to use, and every problem found (each naming what was looked for).
+
+    When the account of a DBMS is still to be made and no administrator password is given, the
+    administrator's login without a password is tried now, so that a missing password stops the run
+    before any change rather than half-way."""
+    admins = admins or DatabaseAdmins()
     problems: list[str] = []
-    wanted = list(settings.dbms_in_use) + (["redis"] if settings.with_redissession else [])
+    wanted = list(settings.dbms_in_use) + (["redis"] if needs_redis(settings) else [])
     if not wanted:
         return DatabaseTarget(), problems
     listening = host.get_fact(TcpPortsOpen, endpoints=[ENDPOINTS[name] for name in wanted])
@@ -177,9 +199,11 @@ def resolve_databases(settings: Settings, platform: WindowsPlatform) -> tuple[Da
                 )
         if client is not None:
             clients[dbms] = client
+            if listening.get(ENDPOINTS[dbms]) and admins.password(dbms) is None:
+                problems += _admin_login_problems(dbms, client, admins.user(dbms), settings)
 
     redis_server = None
-    if settings.with_redissession:
+    if needs_redis(settings):
         patterns = redis_patterns(platform, settings.laragon_root)
         if patterns:
             redis_server = choose_program(
@@ -193,6 +217,21 @@ def resolve_databases(settings: Settings, platform: WindowsPlatform) -> tuple[Da
                 "or set impots_with_redissession = False"
             )
     return DatabaseTarget(clients=clients, redis_server=redis_server), problems
+
+
+def _admin_login_problems(dbms: str, client: str, admin_user: str, settings: Settings) -> list[str]:
+    if _account_in_place(dbms, **seed_check_paths(settings)):
+        return []  # the administrator is not needed
+    login = host.get_fact(DatabaseAdminLogin, dbms=dbms, client=client, admin_user=admin_user)
+    if login is None or login["ok"]:
+        return []
+    variable = ADMIN_KEYS[f"impots_{dbms}_admin_password"][1]
+    sites = ", ".join(site.name for site in settings.sites if site.dbms == dbms)
+    return [
+        f"{sites} ({dbms}): cannot log in to {LABELS[dbms]} at {ENDPOINTS[dbms]} as {admin_user} "
+        f"without a password ({login['error'] or 'no message'}): "
+        f"give its password in {variable} on the controller"
+    ]
 
 
 # --- running a program from a script -----------------------------------------------------------------
@@ -279,6 +318,36 @@ class SeedStatus(PowerShellJsonFact):
         return {"code": int(value["code"]), "stderr": value.get("stderr") or ""}
 
 
+_ADMIN_LOGIN = r"""
+$run = Invoke-Program $client $arguments @{ PGCONNECT_TIMEOUT = '10' } $probe $null
+$result = @{ code = $run.code; stderr = $run.stderr }
+"""
+
+
+class DatabaseAdminLogin(PowerShellJsonFact):
+    """
+    Whether the DBMS administrator logs in without a password over TCP (``SELECT 1`` on stdin of
+    ``mysql.exe``/``psql.exe``): ``{"ok": bool, "error": the client's stderr}``.
+
+    .. code:: python
+
+        host.get_fact(DatabaseAdminLogin, dbms="mysql", admin_user="root",
+                      client="C:/laragon/bin/mysql/mysql-8.0.30-winx64/bin/mysql.exe")
+    """
+
+    def command(self, dbms: str, client: str, admin_user: str) -> str:
+        return json_fact_script(
+            ps_assign(
+                client=win_path(client), arguments=client_arguments(dbms, admin_user), probe="SELECT 1;\n"
+            )
+            + INVOKE_PROGRAM.lstrip("\n")
+            + _ADMIN_LOGIN.lstrip("\n")
+        )
+
+    def convert(self, value: dict) -> dict:
+        return {"ok": int(value["code"]) == 0, "error": value.get("stderr") or ""}
+
+
 def _account_in_place(dbms: str, python: str, app: str, instance: str) -> bool:
     status = host.get_fact(SeedStatus, dbms=dbms, python=python, app=app, instance=instance)
     return status is not None and status["code"] in (SEED_UP_TO_DATE, SEED_CHANGES_NEEDED)
@@ -363,7 +432,7 @@ def client_arguments(dbms: str, admin_user: str) -> str:
     if dbms == "mysql":
         return command_line(
             ["--protocol=TCP", f"--host={address}", f"--port={port}", f"--user={admin_user}",
-             "--batch", "--skip-column-names", "--connect-timeout=10"]
+             "--default-character-set=utf8mb4", "--batch", "--skip-column-names", "--connect-timeout=10"]
         )  # fmt: skip
     return command_line(
         ["-X", "-q", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1", "-h", address, "-p", port,
@@ -389,7 +458,12 @@ def _account_commands(
     if admin_password is not None:
         adminfile = admin_file(admin_dir, dbms)
         yield FileUploadCommand(BytesIO(json.dumps({"password": admin_password}).encode("utf-8")), adminfile)
-    where = f"{LABELS[dbms]} at {ENDPOINTS[dbms]} as {admin_user} with {client}"
+    variable = ADMIN_KEYS[f"impots_{dbms}_admin_password"][1]
+    where = (
+        f"cannot create the database and user on {LABELS[dbms]} at {ENDPOINTS[dbms]} as {admin_user} "
+        f"with {client} (administrator password: {variable}, "
+        f"{'given' if admin_password is not None else 'none given'})"
+    )
     yield (
         ps_assign(
             client=win_path(client),

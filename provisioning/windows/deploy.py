@@ -213,7 +213,7 @@ def resolve_tls(settings: Settings, platform: WindowsPlatform, tls_dir: str) -> 
     )
 
 
-def resolve_target(settings: Settings) -> WindowsTarget:
+def resolve_target(settings: Settings, admins: databases.DatabaseAdmins | None = None) -> WindowsTarget:
     """Read the facts, choose platform, Python and Apache account; raise WindowsDeployError if unusable."""
     try:
         platform = resolve_platform(settings)
@@ -241,7 +241,7 @@ def resolve_target(settings: Settings) -> WindowsTarget:
             f"{platform.httpd_conf} already loads mod_wsgi outside the impots block "
             f"({stray.group(0).strip()!r}): remove that line, the deploy loads it once in its own block"
         )
-    database_target, database_problems = resolve_databases(settings, platform)
+    database_target, database_problems = resolve_databases(settings, platform, admins)
     problems += database_problems
     if problems:
         raise WindowsDeployError(f"{host.name}: " + f"\n{host.name}: ".join(problems))
@@ -349,7 +349,7 @@ def deploy_windows(settings: Settings) -> None:
         admins = database_admins(host.name, data, os.environ)
     except DatabaseDataError as error:
         raise WindowsDeployError(str(error)) from None
-    target = resolve_target(settings)
+    target = resolve_target(settings, admins)
     artifact = build_app_artifact()
     paths, platform = target.paths, target.platform
     full = [ADMINISTRATORS_SID, SYSTEM_SID]
@@ -451,7 +451,7 @@ def provision_databases(settings: Settings, target: WindowsTarget, admins: datab
     """Redis, then the database and user of each DBMS in use, then the seed (after the venv, the app
     and its instance files: the check and the seed are the app's own command)."""
     paths = target.paths
-    if settings.with_redissession and target.databases.redis_server:
+    if databases.needs_redis(settings) and target.databases.redis_server:
         databases.redis_running(name="Redis running (Laragon)", server=target.databases.redis_server)
     if not settings.dbms_in_use:
         return
@@ -464,11 +464,7 @@ def provision_databases(settings: Settings, target: WindowsTarget, admins: datab
             folder=True,
             full=[ADMINISTRATORS_SID, SYSTEM_SID],
         )
-    check = {
-        "python": f"{paths.venv}/Scripts/python.exe",
-        "app": paths.app,
-        "instance": target.instance_store,
-    }
+    check = databases.seed_check_paths(settings)
     accounts = {
         "mysql": (databases.mysql_account, "MariaDB/MySQL database and user"),
         "pgres": (databases.postgresql_account, "PostgreSQL database and role"),

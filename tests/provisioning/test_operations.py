@@ -6,7 +6,11 @@ for the Debian and the RHEL platform records. One generated test per case.
 
 from pathlib import Path
 
-from pyinfra_testing.operations import make_operation_tests
+from provisioning.urls import gevent_unpatched
+
+# pyinfra_testing imports pyinfra_cli, whose package monkey-patches the whole test process with gevent.
+with gevent_unpatched():
+    from pyinfra_testing.operations import make_operation_tests
 
 CASES = Path(__file__).parent / "operations"
 

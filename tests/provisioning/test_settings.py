@@ -272,3 +272,18 @@ def test_tls_file_that_is_not_a_certificate(tmp_path: Path) -> None:
     cert.write_text("not a certificate\n")
     message = error_for({"impots_tls": {"source": "files", "cert": str(cert), "key": str(cert)}})
     assert message.startswith(f"{HOST}: impots_tls: ") and "not a PEM certificate" in message
+
+
+def test_urls_command_prints_the_default_sites() -> None:
+    """`python -m provisioning.urls` (the README's deploy command ends with it), in its own process."""
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-m", "provisioning.urls"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == [
+        "https://flask-impots-withmysql/impots/do",
+        "https://flask-impots-withpgres/impots/do",
+        "https://date-time-server/",
+    ]

@@ -37,7 +37,12 @@ OPERATIONS = [
 
 
 def run_cli(
-    tmp_path: Path, machine: str, layout: str, *args: str, sftp_log: Path | None = None
+    tmp_path: Path,
+    machine: str,
+    layout: str,
+    *args: str,
+    sftp_log: Path | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[int, str, list[str]]:
     """Run pyinfra against the fake ``machine`` with an inventory asking for ``layout``; returns
     (exit code, stdout + stderr, decoded scripts the machine received)."""
@@ -62,6 +67,7 @@ def run_cli(
         "IMPOTS_PGRES_ADMIN_PASSWORD",
     ):
         env.pop(name, None)
+    env.update(extra_env or {})
     result = subprocess.run(
         [sys.executable, str(RUNNER), machine, str(inventory), "deploy.py", *args],
         cwd=REPO,
@@ -141,3 +147,25 @@ def test_cli_full_run_executes_every_operation(tmp_path, layout):
     ] == ["$arguments = '-m impots.db.seed mysql'", "$arguments = '-m impots.db.seed pgres'"]
     assert any("redis-server.exe" in s and "Win32_Process" in s for s in scripts) == (layout == "laragon")
     assert SECRET not in output and not any(SECRET in script for script in scripts)
+
+
+def test_cli_full_run_with_an_administrator_password_never_shows_it(tmp_path):
+    """The PostgreSQL superuser's password goes from the controller's environment into an upload to the
+    Administrators-only folder; it is in no script and no output, even with --debug-like verbosity."""
+    admin_password = "Pg-Superuser-Secret-99"
+    sftp_log = tmp_path / "sftp.jsonl"
+    code, output, scripts = run_cli(
+        tmp_path,
+        "apache-lounge",
+        "apache-lounge",
+        "-y",
+        "-v",
+        sftp_log=sftp_log,
+        extra_env={"IMPOTS_PGRES_ADMIN_PASSWORD": admin_password},
+    )
+    assert code == 0, output
+    puts = [json.loads(line)[1] for line in sftp_log.read_text().splitlines()]
+    assert "/C:/impots/admin/pgres-admin.json" in puts
+    assert "/C:/impots/admin/mysql-admin.json" not in puts  # MariaDB's root: no password given
+    assert any("$adminfile = 'C:\\impots\\admin\\pgres-admin.json'" in s for s in scripts)
+    assert admin_password not in output and not any(admin_password in s for s in scripts)

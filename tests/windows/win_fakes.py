@@ -214,6 +214,18 @@ def database_servers(windows: FakeWindows, layout: str, found: dict, listening: 
     windows.fact(facts.TcpPortsOpen, listening, endpoints=ALL_ENDPOINTS)
 
 
+def admin_logins(windows: FakeWindows, logins: dict, error: str = "") -> None:
+    """Answer DatabaseAdminLogin (administrator without a password) for ``{dbms: (client, user)}``."""
+    for dbms, (client, user) in logins.items():
+        windows.fact(
+            databases.DatabaseAdminLogin,
+            {"code": 1 if error else 0, "stderr": error},
+            dbms=dbms,
+            client=client.replace("\\", "/"),
+            admin_user=user,
+        )
+
+
 def laragon_machine(python: dict = PYTHON, apache_bits: int = 64, msvc: dict = MSVC) -> FakeWindows:
     """A bare Laragon machine: Laragon running its Apache as a process and its MySQL (Start All), the
     PostgreSQL service of a separate install (as in the course), Redis not started; nothing of ours yet."""
@@ -248,6 +260,7 @@ def laragon_machine(python: dict = PYTHON, apache_bits: int = 64, msvc: dict = M
         },
         listening={"127.0.0.1:3306": True, "127.0.0.1:5432": True, "127.0.0.1:6379": False},
     )
+    admin_logins(windows, {"mysql": (LARAGON_MYSQL, "root"), "pgres": (PG_PSQL, "postgres")})
     return windows
 
 
@@ -276,6 +289,7 @@ def apache_lounge_machine() -> FakeWindows:
         },
         listening={"127.0.0.1:3306": True, "127.0.0.1:5432": True, "127.0.0.1:6379": True},
     )
+    admin_logins(windows, {"mysql": (MARIADB_MYSQL, "root"), "pgres": (PG_PSQL, "postgres")})
     return windows
 
 

@@ -1,0 +1,672 @@
+"""The Windows database steps: facts (exact scripts, parsing), operations with given facts (exact
+PowerShell, uploads, no-ops), the administrator data helper, the prerequisite errors through the
+connector, and the SQL the scripts send, run for real against this machine's MariaDB and PostgreSQL
+followed by the app's own seed command (as the Windows scripts run it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ps_lint import lint
+from pyinfra.api.util import get_kwargs_str
+from win_fakes import (
+    ALL_ENDPOINTS,
+    LARAGON_APACHE,
+    MARIADB_MYSQL,
+    admin_logins,
+    apache_lounge_machine,
+    database_servers,
+    dry_run,
+    laragon_machine,
+)
+from win_optest import run_op
+
+import provisioning.windows.tls as windows_tls
+from provisioning.windows import databases, facts
+from provisioning.windows.databases import (
+    DatabaseAdmins,
+    DatabaseDataError,
+    choose_program,
+    client_patterns,
+    database_admins,
+    mysql_ensure_sql,
+    pgres_statements,
+)
+from provisioning.windows.deploy import WindowsDeployError
+from provisioning.windows.platforms import apache_lounge_platform, laragon_platform
+from provisioning.windows.powershell import ps_quote
+
+REPO = Path(__file__).resolve().parents[2]
+PATHS = {
+    "python": "C:/impots/venv/Scripts/python.exe",
+    "app": "C:/impots/app",
+    "instance": "C:/impots/instance",
+}
+ACCOUNT = {
+    "admin_dir": "C:/impots/admin",
+    "secrets": "C:/impots/instance/secrets.json",
+    "database": "dbimpots-2019",
+    "user": "admimpots",
+    **PATHS,
+}
+MYSQL = "C:/Program Files/MariaDB 11.4/bin/mysql.exe"
+PSQL = "C:/Program Files/PostgreSQL/16/bin/psql.exe"
+LARAGON = laragon_platform("C:/laragon", LARAGON_APACHE)
+LOUNGE = apache_lounge_platform(None)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    for name in (
+        "IMPOTS_MYSQL_PASSWORD",
+        "IMPOTS_PGRES_PASSWORD",
+        "IMPOTS_SECRET_KEY",
+        "IMPOTS_SMTP_PASSWORD",
+        "IMPOTS_MYSQL_ADMIN_PASSWORD",
+        "IMPOTS_PGRES_ADMIN_PASSWORD",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(windows_tls, "ARTIFACTS_DIR", tmp_path / "artifacts")
+
+
+def seed_facts(**codes) -> dict:
+    """The SeedStatus answers for each dbms: an exit code, or None (no venv/app yet)."""
+    return {
+        get_kwargs_str({"dbms": dbms, **PATHS}): (None if code is None else {"code": code, "stderr": ""})
+        for dbms, code in codes.items()
+    }
+
+
+def assigned(script: str, variable: str) -> str:
+    for line in script.splitlines():
+        if line.startswith(f"${variable} = '"):
+            return line[len(variable) + 5 : -1].replace("''", "'")
+    raise AssertionError(variable)
+
+
+# --- facts -----------------------------------------------------------------------------------------------
+
+
+def parse(fact_cls, stdout: str):
+    return fact_cls().process(stdout.splitlines())
+
+
+def test_program_search_script_exact():
+    script = facts.ProgramSearch().command(
+        program="mysql.exe",
+        patterns=["C:/laragon/bin/mysql/*/bin/mysql.exe", "C:/Program Files/MariaDB */bin/mysql.exe"],
+    )
+    assert script.startswith(
+        "$name = 'mysql.exe'\n"
+        "$patterns = @('C:\\laragon\\bin\\mysql\\*\\bin\\mysql.exe', "
+        "'C:\\Program Files\\MariaDB *\\bin\\mysql.exe')\n"
+        "$onpath = $null\n"
+    )
+    assert "Get-Item -Path $pattern -ErrorAction SilentlyContinue" in script
+    assert lint(script) == []
+
+
+def test_program_search_parsing():
+    out = (
+        '{"on_path":"C:\\\\Program Files\\\\MariaDB 10.6\\\\bin\\\\mysql.exe","found":['
+        '{"pattern":"C:\\\\laragon\\\\bin\\\\mysql\\\\*\\\\bin\\\\mysql.exe","files":'
+        '["C:\\\\laragon\\\\bin\\\\mysql\\\\mysql-8.0.30-winx64\\\\bin\\\\mysql.exe"]},'
+        '{"pattern":"C:\\\\Program Files\\\\MariaDB *\\\\bin\\\\mysql.exe","files":[]}]}'
+    )
+    assert parse(facts.ProgramSearch, out) == {
+        "on_path": "C:/Program Files/MariaDB 10.6/bin/mysql.exe",
+        "found": {
+            "C:/laragon/bin/mysql/*/bin/mysql.exe": [
+                "C:/laragon/bin/mysql/mysql-8.0.30-winx64/bin/mysql.exe"
+            ],
+            "C:/Program Files/MariaDB */bin/mysql.exe": [],
+        },
+    }
+    assert parse(facts.ProgramSearch, '{"on_path":null,"found":[]}') == {"on_path": None, "found": {}}
+
+
+def test_tcp_ports_open_script_and_parsing():
+    script = facts.TcpPortsOpen().command(endpoints=["127.0.0.1:3306", "127.0.0.1:6379"])
+    assert script.startswith("$timeout = '1500'\n$endpoints = @('127.0.0.1:3306', '127.0.0.1:6379')\n")
+    # A TcpClient connect with a deadline, never the slow Test-NetConnection.
+    assert "New-Object Net.Sockets.TcpClient" in script and "Test-NetConnection" not in script
+    assert lint(script) == []
+    assert parse(facts.TcpPortsOpen, '{"127.0.0.1:3306":true,"127.0.0.1:6379":false}') == {
+        "127.0.0.1:3306": True,
+        "127.0.0.1:6379": False,
+    }
+
+
+def test_seed_status_script_exact_and_parsing():
+    script = databases.SeedStatus().command(dbms="pgres", **PATHS)
+    assert script.startswith(
+        "$python = 'C:\\impots\\venv\\Scripts\\python.exe'\n"
+        "$app = 'C:\\impots\\app'\n"
+        "$instance = 'C:\\impots\\instance'\n"
+        "$arguments = '-m impots.db.seed pgres --check'\n"
+        "function Invoke-Program("
+    )
+    assert (
+        "$run = Invoke-Program $python $arguments @{ IMPOTS_INSTANCE_PATH = $instance } '' $app\n" in script
+    )
+    assert script.endswith("ConvertTo-Json -InputObject $result -Compress -Depth 5")
+    assert lint(script) == []
+    assert parse(databases.SeedStatus, '{"code":3,"stderr":""}') == {"code": 3, "stderr": ""}
+    assert parse(databases.SeedStatus, "null") is None
+
+
+# --- choosing clients ----------------------------------------------------------------------------------
+
+
+def test_client_patterns_per_layout():
+    assert client_patterns("mysql", LARAGON, "C:/laragon/") == [
+        "C:/laragon/bin/mysql/*/bin/mysql.exe",
+        "C:/Program Files/MariaDB */bin/mysql.exe",
+        "C:/Program Files/MySQL/MySQL Server */bin/mysql.exe",
+    ]
+    assert client_patterns("pgres", LOUNGE, "C:/laragon") == ["C:/Program Files/PostgreSQL/*/bin/psql.exe"]
+    assert databases.redis_patterns(LOUNGE, "C:/laragon") == []
+
+
+def test_choose_program_prefers_first_pattern_then_newest_version_then_path():
+    patterns = ["C:/l/*/mysql.exe", "C:/P/MariaDB */mysql.exe"]
+    search = {
+        "on_path": "C:/x/mysql.exe",
+        "found": {
+            patterns[0]: [],
+            patterns[1]: ["C:/P/MariaDB 10.6/mysql.exe", "C:/P/MariaDB 10.11/mysql.exe"],
+        },
+    }
+    assert choose_program(search, patterns) == "C:/P/MariaDB 10.11/mysql.exe"
+    search["found"][patterns[0]] = ["C:/l/mysql-5.7.9/mysql.exe", "C:/l/mysql-8.0.30/mysql.exe"]
+    assert choose_program(search, patterns) == "C:/l/mysql-8.0.30/mysql.exe"
+    assert choose_program({"on_path": "C:/x/mysql.exe", "found": {}}, patterns) == "C:/x/mysql.exe"
+    assert choose_program({"on_path": None, "found": {}}, patterns) is None
+
+
+# --- administrator data ---------------------------------------------------------------------------------
+
+
+def test_database_admins_defaults_data_and_environment():
+    assert database_admins("h", {}, {}) == DatabaseAdmins("root", None, "postgres", None)
+    admins = database_admins(
+        "h",
+        {"impots_pgres_admin_user": "pgadmin", "impots_mysql_admin_password": "from-data"},
+        {"IMPOTS_MYSQL_ADMIN_PASSWORD": "ignored", "IMPOTS_PGRES_ADMIN_PASSWORD": "root"},
+    )
+    assert admins.user("pgres") == "pgadmin" and admins.password("pgres") == "root"
+    assert admins.password("mysql") == "from-data" and admins.user("mysql") == "root"
+    assert "from-data" not in repr(admins)
+
+
+def test_database_admins_bad_values_name_the_key_not_the_secret():
+    with pytest.raises(
+        DatabaseDataError, match=r"^h: impots_mysql_admin_user: 'root; drop' is not an account"
+    ):
+        database_admins("h", {"impots_mysql_admin_user": "root; drop"}, {})
+    with pytest.raises(DatabaseDataError) as error:
+        database_admins("h", {}, {"IMPOTS_PGRES_ADMIN_PASSWORD": "sec\nret"})
+    assert str(error.value) == (
+        "h: impots_pgres_admin_password: must be a string without line breaks or NUL "
+        "(from environment variable IMPOTS_PGRES_ADMIN_PASSWORD)"
+    )
+    assert "sec" not in str(error.value)
+
+
+# --- operations -----------------------------------------------------------------------------------------
+
+
+def test_mysql_account_noop_when_the_app_logs_in():
+    for code in (0, 3):  # up to date, or only the seed to do: the account works
+        commands, noop = run_op(
+            databases.mysql_account,
+            {"databases.SeedStatus": seed_facts(mysql=code)},
+            client=MYSQL,
+            admin_user="root",
+            admin_password=None,
+            **ACCOUNT,
+        )
+        assert commands == []
+        assert noop == "MariaDB/MySQL database dbimpots-2019 and user admimpots are already in place"
+
+
+@pytest.mark.parametrize("code", [None, 2])
+def test_mysql_account_made_without_admin_password(code):
+    commands, _ = run_op(
+        databases.mysql_account,
+        {"databases.SeedStatus": seed_facts(mysql=code)},
+        client=MYSQL,
+        admin_user="root",
+        admin_password=None,
+        **ACCOUNT,
+    )
+    assert len(commands) == 1  # no administrator password: nothing uploaded
+    script = commands[0]
+    assert "\n$sql = " + ps_quote(mysql_ensure_sql("dbimpots-2019", "admimpots")) + "\n" in script
+    assert script.startswith(
+        "$client = 'C:\\Program Files\\MariaDB 11.4\\bin\\mysql.exe'\n"
+        "$arguments = '--protocol=TCP --host=127.0.0.1 --port=3306 --user=root "
+        "--default-character-set=utf8mb4 --batch --skip-column-names --connect-timeout=10'\n"
+        "$adminfile = ''\n"
+        "$secretsfile = 'C:\\impots\\instance\\secrets.json'\n"
+        "$secretkey = 'mysql_password'\n"
+        "$where = 'cannot create the database and user on MariaDB/MySQL at 127.0.0.1:3306 as root with "
+        "C:/Program Files/MariaDB 11.4/bin/mysql.exe (administrator password: IMPOTS_MYSQL_ADMIN_PASSWORD, "
+        "none given)'\n"
+        "$sql = "
+    )
+    assert "$environment['MYSQL_PWD'] = [string]$admin.password" in script
+    assert (
+        "$run = Invoke-Program $client $arguments $environment $sql.Replace('@PASSWORD@', $quoted) $null"
+        in script
+    )
+    assert lint(script) == []
+
+
+def test_mysql_ensure_sql_exact():
+    assert mysql_ensure_sql("dbimpots-2019", "admimpots") == (
+        "CREATE DATABASE IF NOT EXISTS `dbimpots-2019` CHARACTER SET utf8mb4;\n"
+        "CREATE USER IF NOT EXISTS 'admimpots'@'localhost' IDENTIFIED BY @PASSWORD@;\n"
+        "ALTER USER 'admimpots'@'localhost' IDENTIFIED BY @PASSWORD@;\n"
+        "GRANT ALL PRIVILEGES ON `dbimpots-2019`.* TO 'admimpots'@'localhost';\n"
+        "CREATE USER IF NOT EXISTS 'admimpots'@'127.0.0.1' IDENTIFIED BY @PASSWORD@;\n"
+        "ALTER USER 'admimpots'@'127.0.0.1' IDENTIFIED BY @PASSWORD@;\n"
+        "GRANT ALL PRIVILEGES ON `dbimpots-2019`.* TO 'admimpots'@'127.0.0.1';\n"
+        "FLUSH PRIVILEGES;\n"
+    )
+
+
+def test_postgresql_account_uploads_admin_password_and_never_scripts_it():
+    password = "Postgres-root-pw'1"
+    commands, _ = run_op(
+        databases.postgresql_account,
+        {"databases.SeedStatus": seed_facts(pgres=2)},
+        client=PSQL,
+        admin_user="postgres",
+        admin_password=password,
+        **ACCOUNT,
+    )
+    assert commands[0] == (
+        "upload",
+        json.dumps({"password": password}).encode(),
+        "C:/impots/admin/pgres-admin.json",
+    )
+    script = commands[1]
+    assert password not in script
+    assert (
+        "\n$statesql = 'SELECT (SELECT count(*) FROM pg_roles WHERE rolname = ''admimpots''),"
+        " (SELECT count(*) FROM pg_database WHERE datname = ''dbimpots-2019''),"
+    ) in script
+    for line in (
+        "$createrole = 'CREATE ROLE \"admimpots\" LOGIN PASSWORD @PASSWORD@;'",
+        "$alterrole = 'ALTER ROLE \"admimpots\" WITH LOGIN PASSWORD @PASSWORD@;'",
+        "$createdatabase = 'CREATE DATABASE \"dbimpots-2019\" OWNER \"admimpots\" ENCODING ''UTF8'' "
+        "TEMPLATE template0;'",
+        '$alterowner = \'ALTER DATABASE "dbimpots-2019" OWNER TO "admimpots";\'',
+        "$client = 'C:\\Program Files\\PostgreSQL\\16\\bin\\psql.exe'",
+        "$arguments = '-X -q -A -t -w -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 5432 -U postgres -d postgres'",
+        "$adminfile = 'C:\\impots\\admin\\pgres-admin.json'",
+        "$secretkey = 'pgres_password'",
+        "$environment = @{ PGCLIENTENCODING = 'UTF8'; PGCONNECT_TIMEOUT = '10' }",
+        "if ($admin -and $admin.password) { $environment['PGPASSWORD'] = [string]$admin.password }",
+        # the administrator password file is deleted whatever happens
+        "    finally { Remove-Item -LiteralPath $adminfile -Force -ErrorAction SilentlyContinue }",
+    ):
+        assert line in script.splitlines(), line
+    assert lint(script) == []
+
+
+def test_postgresql_account_noop():
+    commands, noop = run_op(
+        databases.postgresql_account,
+        {"databases.SeedStatus": seed_facts(pgres=0)},
+        client=PSQL,
+        admin_user="postgres",
+        admin_password="whatever",
+        **ACCOUNT,
+    )
+    assert commands == []
+    assert noop == "PostgreSQL database dbimpots-2019 owned by admimpots is already in place"
+
+
+def test_database_seeded_runs_only_the_stale_dbms_then_noop():
+    commands, _ = run_op(
+        databases.database_seeded,
+        {"databases.SeedStatus": seed_facts(mysql=0, pgres=3)},
+        dbms=["mysql", "pgres"],
+        **PATHS,
+    )
+    assert len(commands) == 1
+    assert commands[0].startswith(
+        "$python = 'C:\\impots\\venv\\Scripts\\python.exe'\n$app = 'C:\\impots\\app'\n"
+        "$instance = 'C:\\impots\\instance'\n$arguments = '-m impots.db.seed pgres'\nfunction Invoke-Program("
+    )
+    assert commands[0].endswith(
+        "$run = Invoke-Program $python $arguments @{ IMPOTS_INSTANCE_PATH = $instance } '' $app\n"
+        "if ($run.stdout) { Write-Output $run.stdout.Trim() }\n"
+        "if ($run.code -ne 0) { throw ('python -m impots.db.seed failed (exit ' + $run.code + '): ' "
+        "+ $run.stderr) }"
+    )
+    assert lint(commands[0]) == []
+    commands, _ = run_op(
+        databases.database_seeded, {"databases.SeedStatus": seed_facts(mysql=None)}, dbms=["mysql"], **PATHS
+    )
+    assert [assigned(c, "arguments") for c in commands] == ["-m impots.db.seed mysql"]
+    commands, noop = run_op(
+        databases.database_seeded,
+        {"databases.SeedStatus": seed_facts(mysql=0, pgres=0)},
+        dbms=["mysql", "pgres"],
+        **PATHS,
+    )
+    assert commands == [] and noop == "mysql, pgres schema and data are already up to date"
+
+
+def test_redis_running_noop_and_start():
+    server = "C:/laragon/bin/redis/redis-x64-5.0.14.1/redis-server.exe"
+    key = get_kwargs_str({"endpoints": ["127.0.0.1:6379"], "timeout_ms": 1500})
+    commands, noop = run_op(
+        databases.redis_running, {"facts.TcpPortsOpen": {key: {"127.0.0.1:6379": True}}}, server=server
+    )
+    assert commands == [] and noop == "Redis already answers on 127.0.0.1:6379"
+    commands, _ = run_op(
+        databases.redis_running, {"facts.TcpPortsOpen": {key: {"127.0.0.1:6379": False}}}, server=server
+    )
+    assert commands == [
+        "$server = 'C:\\laragon\\bin\\redis\\redis-x64-5.0.14.1\\redis-server.exe'\n"
+        "$address = '127.0.0.1'\n"
+        "$port = '6379'\n" + databases._START_REDIS.strip("\n")
+    ]
+    assert "Invoke-CimMethod -ClassName Win32_Process -MethodName Create" in commands[0]
+    assert lint(commands[0]) == []
+
+
+# --- prerequisites through the connector: one message per problem, before any change ------------------
+
+
+def plan_error(monkeypatch, windows, data) -> str:
+    with pytest.raises(WindowsDeployError) as error:
+        dry_run(monkeypatch, windows, data)
+    assert all("ConvertTo-Json -InputObject" in script for script in windows.seen)
+    return str(error.value)
+
+
+def test_database_server_down_and_client_missing(monkeypatch):
+    windows = laragon_machine()
+    database_servers(
+        windows,
+        "laragon",
+        found={
+            "C:/laragon/bin/mysql/*/bin/mysql.exe": [
+                "C:\\laragon\\bin\\mysql\\mysql-8.0.30-winx64\\bin\\mysql.exe"
+            ]
+        },
+        listening={"127.0.0.1:3306": False, "127.0.0.1:5432": True, "127.0.0.1:6379": True},
+    )
+    message = plan_error(monkeypatch, windows, {"impots_windows_layout": "laragon"})
+    assert message.split("\n") == [
+        "@winssh/lab-pc: site flask-impots-withmysql uses mysql (MariaDB/MySQL) but nothing answers on "
+        "127.0.0.1:3306: start it from Laragon's menu (Start All)",
+        "@winssh/lab-pc: site flask-impots-withpgres uses pgres (PostgreSQL) but its client psql.exe was not "
+        "found (looked on PATH and in C:/laragon/bin/postgresql/*/bin/psql.exe, "
+        "C:/Program Files/PostgreSQL/*/bin/psql.exe): install it, or put its bin folder on the system PATH",
+    ]
+
+
+def test_redis_down_on_apache_lounge_is_an_error_unless_sessions_are_off(monkeypatch):
+    windows = apache_lounge_machine()
+    windows.fact(
+        facts.TcpPortsOpen,
+        {"127.0.0.1:3306": True, "127.0.0.1:5432": True, "127.0.0.1:6379": False},
+        endpoints=ALL_ENDPOINTS,
+    )
+    message = plan_error(monkeypatch, windows, {"impots_windows_layout": "apache-lounge"})
+    assert message == (
+        "@winssh/lab-pc: impots_with_redissession is on but nothing answers on 127.0.0.1:6379: install and "
+        "start Redis (or a compatible server such as Memurai), or set impots_with_redissession = False"
+    )
+    windows.fact(
+        facts.TcpPortsOpen, {"127.0.0.1:3306": True, "127.0.0.1:5432": True}, endpoints=ALL_ENDPOINTS[:2]
+    )
+    planned, _ = dry_run(
+        monkeypatch, windows, {"impots_windows_layout": "apache-lounge", "impots_with_redissession": False}
+    )
+    assert "Schema and data (impots.db.seed)" in [name for name, _, _ in planned]
+
+
+def test_laragon_without_redis_server_and_redis_down(monkeypatch):
+    windows = laragon_machine()
+    windows.fact(
+        facts.ProgramSearch,
+        {
+            "on_path": None,
+            "found": [{"pattern": "C:\\laragon\\bin\\redis\\*\\redis-server.exe", "files": []}],
+        },
+        program="redis-server.exe",
+        patterns=["C:/laragon/bin/redis/*/redis-server.exe"],
+    )
+    message = plan_error(monkeypatch, windows, {"impots_windows_layout": "laragon"})
+    assert message == (
+        "@winssh/lab-pc: impots_with_redissession is on but nothing answers on 127.0.0.1:6379 and no "
+        "redis-server.exe was found in C:/laragon/bin/redis/*/redis-server.exe: install and start Redis "
+        "(or a compatible server such as Memurai), or set impots_with_redissession = False"
+    )
+
+
+def test_only_the_dbms_in_use_is_required(monkeypatch):
+    """A host serving the MariaDB site only needs no PostgreSQL (nothing asked, nothing planned)."""
+    windows = laragon_machine()
+    sites = [{"name": "flask-impots-withmysql", "kind": "impots", "dbms": "mysql", "alias": "/impots"}]
+    windows.fact(
+        facts.TcpPortsOpen,
+        {"127.0.0.1:3306": True, "127.0.0.1:6379": True},
+        endpoints=[ALL_ENDPOINTS[0], ALL_ENDPOINTS[2]],
+    )
+    planned, _ = dry_run(monkeypatch, windows, {"impots_windows_layout": "laragon", "impots_sites": sites})
+    planned_names = [name for name, _, _ in planned]
+    assert "MariaDB/MySQL database and user" in planned_names
+    assert "PostgreSQL database and role" not in planned_names
+    assert not any("psql.exe" in script for script in windows.seen)
+
+
+def test_bad_admin_data_stops_before_any_fact(monkeypatch):
+    windows = laragon_machine()
+    monkeypatch.setenv("IMPOTS_MYSQL_ADMIN_PASSWORD", "bad\rvalue")
+    with pytest.raises(WindowsDeployError, match="impots_mysql_admin_password: must be a string"):
+        dry_run(monkeypatch, windows, {"impots_windows_layout": "laragon"})
+    assert windows.seen == []
+
+
+# --- the SQL, for real: this machine's MariaDB and PostgreSQL, then the app's seed ---------------------
+
+# Quotes, a backslash, SQL and PowerShell syntax. ASCII for MariaDB: PyMySQL (the app's driver) sends a
+# password in latin-1, so a non-ASCII one set through the (UTF-8) client never matches.
+TRICKY = "p'a\\ss\"w $(rd);--"
+TRICKY_PG = TRICKY + " ö"
+
+
+def mysql_quoted(password: str) -> str:
+    """What the script's ``$password.Replace('\\', '\\\\').Replace("'", "''")`` makes."""
+    return "'" + password.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def pg_quoted(password: str) -> str:
+    return "'" + password.replace("'", "''") + "'"
+
+
+def run(command: list[str], sql: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(command, input=sql, capture_output=True, text=True, check=False, cwd="/", **kwargs)
+
+
+MYSQL_ROOT = ["mysql", "--batch", "--skip-column-names"]
+PSQL_POSTGRES = [
+    "runuser",
+    "-u",
+    "postgres",
+    "--",
+    "psql",
+    "-X",
+    "-q",
+    "-A",
+    "-t",
+    "-v",
+    "ON_ERROR_STOP=1",
+    "-d",
+    "postgres",
+]
+
+
+def pg_ensure(database: str, user: str, password: str) -> str:
+    """The script's PostgreSQL steps: the state query, then the statements it picks."""
+    statements = pgres_statements(database, user)
+    result = run(PSQL_POSTGRES, statements["statesql"])
+    assert result.returncode == 0, result.stderr
+    state = result.stdout.strip().split("|")
+    chosen = [statements["alterrole"] if state[0] == "1" else statements["createrole"]]
+    if state[1] != "1":
+        chosen.append(statements["createdatabase"])
+    elif state[2] != "1":
+        chosen.append(statements["alterowner"])
+    sql = "\n".join(chosen).replace("@PASSWORD@", pg_quoted(password)) + "\n"
+    result = run(PSQL_POSTGRES, sql)
+    assert result.returncode == 0, result.stderr
+    return "".join(state)
+
+
+def seed(app_instance: Path, dbms: str, *extra: str) -> subprocess.CompletedProcess:
+    """``python -m impots.db.seed`` as the Windows scripts run it: from app/, IMPOTS_INSTANCE_PATH set."""
+    env = {**os.environ, "IMPOTS_INSTANCE_PATH": str(app_instance), "PYTHONIOENCODING": "utf-8"}
+    return subprocess.run(
+        [sys.executable, "-m", "impots.db.seed", dbms, *extra],
+        cwd=REPO / "app",
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def scratch_names():
+    suffix = secrets.token_hex(4)
+    database, user = f"dbimpots-wintest-{suffix}", f"winimpots_{suffix}"
+    yield database, user
+    run(MYSQL_ROOT, f"DROP DATABASE IF EXISTS `{database}`;\nDROP USER IF EXISTS '{user}'@'localhost';\n"
+        f"DROP USER IF EXISTS '{user}'@'127.0.0.1';\n")  # fmt: skip
+    run(PSQL_POSTGRES, f'DROP DATABASE IF EXISTS "{database}";\nDROP ROLE IF EXISTS "{user}";\n')
+
+
+def instance(tmp_path: Path, database: str, user: str, passwords: dict) -> Path:
+    folder = tmp_path / "instance"
+    folder.mkdir(exist_ok=True)
+    config = {
+        "databases": {
+            "mysql": {"host": "127.0.0.1", "port": 3306, "database": database, "user": user},
+            "pgres": {"host": "127.0.0.1", "port": 5432, "database": database, "user": user},
+        },
+        "log_file": str(folder / "impots-{dbms}.log"),
+    }
+    (folder / "impots.json").write_text(json.dumps(config))
+    write_secrets(folder, passwords)
+    return folder
+
+
+def write_secrets(folder: Path, passwords: dict) -> None:
+    path = folder / "secrets.json"
+    path.write_text(json.dumps({"secret_key": "k" * 32, **passwords}))
+    path.chmod(0o600)  # the app refuses a secrets file others may read
+
+
+def test_mysql_sql_for_real_then_the_app_seed(tmp_path, scratch_names):
+    database, user = scratch_names
+    folder = instance(tmp_path, database, user, {"mysql_password": TRICKY})
+    # Before: the app cannot log in, so the deploy's check (exit 2) plans the account.
+    assert seed(folder, "mysql", "--check").returncode == 2
+    sql = mysql_ensure_sql(database, user).replace("@PASSWORD@", mysql_quoted(TRICKY))
+    for _ in range(2):  # the statements are idempotent: a second run changes nothing and succeeds
+        result = run(MYSQL_ROOT, sql)
+        assert result.returncode == 0, result.stderr
+    check = seed(folder, "mysql", "--check")
+    assert (check.returncode, check.stdout.strip()) == (3, "would seed"), check.stderr
+    assert seed(folder, "mysql").stdout.strip() == "seeded"
+    assert seed(folder, "mysql", "--check").returncode == 0
+    # A changed password in the secrets file: the app cannot log in, the account script puts it right.
+    write_secrets(folder, {"mysql_password": "Another-1"})
+    assert seed(folder, "mysql", "--check").returncode == 2
+    result = run(
+        MYSQL_ROOT, mysql_ensure_sql(database, user).replace("@PASSWORD@", mysql_quoted("Another-1"))
+    )
+    assert result.returncode == 0, result.stderr
+    assert seed(folder, "mysql", "--check").returncode == 0
+
+
+def test_postgresql_sql_for_real_then_the_app_seed(tmp_path, scratch_names):
+    database, user = scratch_names
+    folder = instance(tmp_path, database, user, {"pgres_password": TRICKY_PG})
+    assert seed(folder, "pgres", "--check").returncode == 2
+    assert pg_ensure(database, user, TRICKY_PG) == "000"  # role, database, owner: none yet
+    assert pg_ensure(database, user, TRICKY_PG) == "111"  # second run: only the password is set again
+    check = seed(folder, "pgres", "--check")
+    assert (check.returncode, check.stdout.strip()) == (3, "would seed"), check.stderr
+    assert seed(folder, "pgres").stdout.strip() == "seeded"
+    assert seed(folder, "pgres", "--check").returncode == 0
+    # The database owned by someone else: the script gives it back to the app's role.
+    result = run(PSQL_POSTGRES, f'ALTER DATABASE "{database}" OWNER TO postgres;\n')
+    assert result.returncode == 0, result.stderr
+    assert pg_ensure(database, user, TRICKY_PG) == "110"
+    assert pg_ensure(database, user, TRICKY_PG) == "111"
+
+
+def test_date_time_only_host_needs_no_database_nor_redis(monkeypatch):
+    windows = laragon_machine()
+    sites = [{"name": "date-time-server", "kind": "date-time", "alias": "/"}]
+    planned, _ = dry_run(monkeypatch, windows, {"impots_windows_layout": "laragon", "impots_sites": sites})
+    planned_names = [name for name, _, _ in planned]
+    assert not any(word in name for name in planned_names for word in ("Redis", "database", "impots.db.seed"))
+    assert not any("TcpClient" in script or "mysql.exe" in script for script in windows.seen)
+
+
+def test_admin_login_script_and_parsing():
+    script = databases.DatabaseAdminLogin().command(dbms="pgres", client=PSQL, admin_user="postgres")
+    assert script.startswith(
+        "$client = 'C:\\Program Files\\PostgreSQL\\16\\bin\\psql.exe'\n"
+        "$arguments = '-X -q -A -t -w -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 5432 -U postgres -d postgres'\n"
+        "$probe = 'SELECT 1;\n'\nfunction Invoke-Program("
+    )
+    assert lint(script) == []
+    assert parse(databases.DatabaseAdminLogin, '{"code":0,"stderr":""}') == {"ok": True, "error": ""}
+    out = '{"code":2,"stderr":"psql: error: fe_sendauth: no password supplied"}'
+    assert parse(databases.DatabaseAdminLogin, out) == {
+        "ok": False,
+        "error": "psql: error: fe_sendauth: no password supplied",
+    }
+
+
+def test_administrator_password_missing_stops_before_any_change(monkeypatch):
+    """Apache Lounge: MariaDB's root has a password (set in the installer) and none was given."""
+    windows = apache_lounge_machine()
+    error = "ERROR 1045 (28000): Access denied for user 'root'@'localhost' (using password: NO)"
+    admin_logins(windows, {"mysql": (MARIADB_MYSQL, "root")}, error=error)
+    message = plan_error(monkeypatch, windows, {"impots_windows_layout": "apache-lounge"})
+    assert message == (
+        "@winssh/lab-pc: flask-impots-withmysql (mysql): cannot log in to MariaDB/MySQL at 127.0.0.1:3306 "
+        "as root without a password "
+        f"({error}): give its password in IMPOTS_MYSQL_ADMIN_PASSWORD on the controller"
+    )
+    # With the password given, the login is left to the account script (nothing to check it with yet).
+    monkeypatch.setenv("IMPOTS_MYSQL_ADMIN_PASSWORD", "MariaDB-root-1")
+    planned, _ = dry_run(monkeypatch, windows, {"impots_windows_layout": "apache-lounge"})
+    by_name = {name: commands for name, commands, _ in planned}
+    assert by_name["MariaDB/MySQL database and user"][0].dest == "C:/impots/admin/mysql-admin.json"
+    # Once the app logs in (a converged machine), the administrator is not even tried.
+    monkeypatch.delenv("IMPOTS_MYSQL_ADMIN_PASSWORD")
+    windows.fact(databases.SeedStatus, {"code": 0, "stderr": ""}, dbms="mysql", **PATHS)
+    windows.seen.clear()
+    planned, _ = dry_run(monkeypatch, windows, {"impots_windows_layout": "apache-lounge"})
+    assert not any("$probe = 'SELECT 1;" in script and "mysql.exe" in script for script in windows.seen)
