@@ -8,6 +8,7 @@ import sys
 
 from pyinfra import host
 
+from provisioning.artifact import ArtifactError
 from provisioning.linux.platforms import UnsupportedPlatform
 from provisioning.settings import SettingsError, load_settings
 
@@ -35,5 +36,5 @@ else:
         deploy_linux(settings)
     except SettingsError as error:
         stop(f"bad host data: {error}")
-    except UnsupportedPlatform as error:
+    except (UnsupportedPlatform, ArtifactError) as error:
         stop(f"{host.name}: {error}")

@@ -29,6 +29,7 @@ from deploy_harness import (  # noqa: E402 - the harness lives with the deploy t
     PyinfraRun,
     SshServer,
     default_paths,
+    deploy_lock,
     free_port,
     run_deploy,
 )
@@ -107,6 +108,55 @@ def counted_no_change_run(inventory: Path, workdir: Path) -> dict[str, int]:
     return counts
 
 
+def measure_clean_reconverge() -> None:
+    removed = remove_app_install()
+    # What `--dry` says on a machine without the app: the README's first command on a new host.
+    dry = run_deploy(DEFAULT_INVENTORY, dry=True)
+    if dry.returncode == 0:
+        planned = len(dry.planned_changes())
+        print(f"--dry without the app install:  {dry.seconds:6.2f} s, {planned} ops planned")
+    else:
+        print(f"--dry without the app install:  FAILED (exit {dry.returncode}):\n{dry.tail(8)}")
+    run = checked(run_deploy(DEFAULT_INVENTORY), "re-converge")
+    changed, total = len(run.changed_operations()), len(run.results["operations"])
+    print(
+        f"re-converge after removing the app install and {len(removed) - 1} Apache files: "
+        f"{run.seconds:6.2f} s, {changed} of {total} ops changed"
+    )
+
+
+def run_benchmark(options: argparse.Namespace, ssh: SshServer, workdir: Path) -> None:
+    ssh_inventory = ssh.write_inventory(workdir / "inventory_ssh.py")
+    print("deploy benchmark: pyinfra CLI, inventory.py (@local) and 127.0.0.1 over SSH")
+
+    first = checked(run_deploy(DEFAULT_INVENTORY), "initial converge")
+    changed = len(first.changed_operations())
+    print(f"initial converge:           {first.seconds:6.2f} s, {changed} ops changed")
+
+    if not options.skip_clean:
+        measure_clean_reconverge()
+
+    local = timed_runs(DEFAULT_INVENTORY, options.repeat, "no-change @local")
+    print(f"no-change run @local:       {summary(local)}")
+    over_ssh = timed_runs(ssh_inventory, options.repeat, "no-change ssh")
+    print(f"no-change run over SSH:     {summary(over_ssh)}")
+    dry = timed_runs(DEFAULT_INVENTORY, options.repeat, "--dry @local", dry=True)
+    print(f"--dry run @local:           {summary(dry)}")
+
+    for label, inventory in (("@local", DEFAULT_INVENTORY), ("ssh", ssh_inventory)):
+        counts = counted_no_change_run(inventory, workdir)
+        print(
+            f"remote commands, no-change run {label:6}: {counts['commands']} shell commands, "
+            f"{counts['uploads']} uploads, {counts['downloads']} downloads "
+            f"({counts['operations']} operations, {counts['changed operations']} changed)"
+        )
+
+    for label, seconds in (("@local", local), ("ssh", over_ssh)):
+        median = statistics.median(seconds)
+        verdict = "met" if median <= TARGETS[label] else "MISSED"
+        print(f"target no-change {label} <= {TARGETS[label]:.0f} s: {verdict} (median {median:.2f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -118,41 +168,8 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-deploy-"))
     ssh = SshServer(workdir / "sshd", free_port()).start()
     try:
-        ssh_inventory = ssh.write_inventory(workdir / "inventory_ssh.py")
-        print("deploy benchmark: pyinfra CLI, inventory.py (@local) and 127.0.0.1 over SSH")
-
-        first = checked(run_deploy(DEFAULT_INVENTORY), "initial converge")
-        changed = len(first.changed_operations())
-        print(f"initial converge:           {first.seconds:6.2f} s, {changed} ops changed")
-
-        if not options.skip_clean:
-            removed = remove_app_install()
-            run = checked(run_deploy(DEFAULT_INVENTORY), "re-converge")
-            print(
-                f"re-converge after removing the app install and {len(removed) - 1} Apache files: "
-                f"{run.seconds:6.2f} s, {len(run.changed_operations())} of {len(run.results['operations'])} "
-                "ops changed"
-            )
-
-        local = timed_runs(DEFAULT_INVENTORY, options.repeat, "no-change @local")
-        print(f"no-change run @local:       {summary(local)}")
-        over_ssh = timed_runs(ssh_inventory, options.repeat, "no-change ssh")
-        print(f"no-change run over SSH:     {summary(over_ssh)}")
-        dry = timed_runs(DEFAULT_INVENTORY, options.repeat, "--dry @local", dry=True)
-        print(f"--dry run @local:           {summary(dry)}")
-
-        for label, inventory in (("@local", DEFAULT_INVENTORY), ("ssh", ssh_inventory)):
-            counts = counted_no_change_run(inventory, workdir)
-            print(
-                f"remote commands, no-change run {label:6}: {counts['commands']} shell commands, "
-                f"{counts['uploads']} uploads, {counts['downloads']} downloads "
-                f"({counts['operations']} operations, {counts['changed operations']} changed)"
-            )
-
-        for label, seconds in (("@local", local), ("ssh", over_ssh)):
-            median = statistics.median(seconds)
-            verdict = "met" if median <= TARGETS[label] else "MISSED"
-            print(f"target no-change {label} <= {TARGETS[label]:.0f} s: {verdict} (median {median:.2f} s)")
+        with deploy_lock():
+            run_benchmark(options, ssh, workdir)
     finally:
         ssh.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -35,6 +35,10 @@ change it for one host. Values are checked before anything runs: a mistake stops
 # impots_daemon_processes = 2
 # impots_daemon_threads = 15
 
+# Extra Apache directives added as they are to every HTTPS vhost (beyond Contract 3; `apachectl
+# configtest` runs before any reload, and a refused configuration is rolled back).
+# impots_vhost_extra = ["LimitRequestBody 1048576"]
+
 # --- Databases: the same database and user names on MariaDB and PostgreSQL ---
 # impots_database = {"name": "dbimpots-2019", "user": "admimpots"}
 

@@ -351,7 +351,8 @@ def _apply(
             "url": smoke_url(settings, site),
             "expect": SMOKE_EXPECT[site.kind],
             "error_log": f"{platform.apache_log_dir}/{site.name}-error.log",
-            "cacert": tls.ca,
+            # Without a CA file the certificate itself is the trust anchor (curl accepts a partial chain).
+            "cacert": tls.ca or tls.cert,
         }
         for site in settings.sites
     ]

@@ -49,7 +49,9 @@ def cached_fact(fact_cls: type[FactBase], **kwargs: Any) -> Any:
     generation = _commands_run()
     if generation < 0:
         return host.get_fact(fact_cls, **kwargs)
-    key = (id(state), host.name, fact_cls, json.dumps(kwargs, sort_keys=True, default=str))
+    # Planning and execution never share a value: the target may change while a user reads the plan.
+    phase = bool(getattr(state, "is_executing", False))
+    key = (id(state), phase, host.name, fact_cls, json.dumps(kwargs, sort_keys=True, default=str))
     cached = _CACHE.get(key)
     if cached and cached[0] == generation:
         return cached[1]
@@ -271,7 +273,8 @@ class ManagedVhosts(FactBase[list]):
 
 class VenvState(FactBase[dict]):
     """
-    Returns what the app's virtual environment holds: ``python`` (bool), ``requirements`` (the hash
+    Returns what the app's virtual environment holds: ``python`` (bool: python and pip are there; an
+    interrupted creation leaves python without pip), ``requirements`` (the hash
     marker of the last installed requirements), ``mod_wsgi`` (installed version) and ``module_config``
     (the lines ``mod_wsgi-express module-config`` prints).
     """
@@ -284,7 +287,7 @@ class VenvState(FactBase[dict]):
         v = _q(venv)
         version = "import importlib.metadata as m; print('mod_wsgi=' + m.version('mod-wsgi'))"
         return (
-            f"if test -x {v}/bin/python; then echo python=1; "
+            f"if test -x {v}/bin/python && test -x {v}/bin/pip; then echo python=1; "
             f"sed 's/^/requirements=/' {v}/.impots-requirements.sha256 2>/dev/null; "
             f'{v}/bin/python -c "{version}" 2>/dev/null; '
             f"{v}/bin/mod_wsgi-express module-config 2>/dev/null | sed 's/^/module_config=/'; "

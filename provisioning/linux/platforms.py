@@ -26,6 +26,7 @@ class LinuxPlatform:
     apachectl: str
     apxs: str
     apache_log_dir: str
+    apache_error_log: str  # the server's main error log (where a failed reload is explained)
     # Where our files go. Debian: *-available + a2en*; RHEL: straight into conf.d / conf.modules.d.
     site_dir: str
     module_dir: str
@@ -77,6 +78,7 @@ DEBIAN = LinuxPlatform(
     apachectl="apache2ctl",
     apxs="/usr/bin/apxs",
     apache_log_dir="/var/log/apache2",
+    apache_error_log="/var/log/apache2/error.log",
     site_dir="/etc/apache2/sites-available",
     module_dir="/etc/apache2/mods-available",
     conf_dir="/etc/apache2/conf-available",
@@ -108,6 +110,7 @@ RHEL = LinuxPlatform(
     apachectl="apachectl",
     apxs="/usr/bin/apxs",
     apache_log_dir="/var/log/httpd",
+    apache_error_log="/var/log/httpd/error_log",
     site_dir="/etc/httpd/conf.d",
     module_dir="/etc/httpd/conf.modules.d",
     conf_dir="/etc/httpd/conf.d",

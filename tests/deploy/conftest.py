@@ -21,7 +21,9 @@ from deploy_harness import (
     PyinfraRun,
     SshServer,
     ca_file,
+    deploy_lock,
     free_port,
+    https_session,
     run_deploy,
 )
 
@@ -83,7 +85,14 @@ def _preflight() -> None:
 
 
 @pytest.fixture(scope="session")
-def deployed() -> DeployedMachine:
+def machine_lock() -> Iterator[None]:
+    """This session deploys to the machine: no other lock holder deploys until it ends."""
+    with deploy_lock():
+        yield
+
+
+@pytest.fixture(scope="session")
+def deployed(machine_lock: None) -> DeployedMachine:
     """Run the full deploy once, sampling every command line while it runs."""
     _preflight()
     with CommandLineSampler() as sampler:
@@ -105,10 +114,7 @@ def converge_back(deployed: DeployedMachine) -> Iterator[None]:
 @pytest.fixture
 def https(deployed: DeployedMachine) -> Iterator[requests.Session]:
     """A requests session that verifies every certificate against the deploy's CA only."""
-    with requests.Session() as session:
-        # Without this, REQUESTS_CA_BUNDLE from the environment silently replaces session.verify.
-        session.trust_env = False
-        session.verify = str(deployed.ca)
+    with https_session(deployed.ca) as session:
         yield session
 
 

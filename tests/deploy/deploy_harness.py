@@ -7,19 +7,25 @@ the SSH path, and gives the HTTPS, hashing and process-sampling helpers the test
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
-import threading
+import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
 
 REPO = Path(__file__).resolve().parents[2]
 PYINFRA = REPO / ".venv" / "bin" / "pyinfra"
@@ -176,6 +182,63 @@ def run_deploy(
     return PyinfraRun(command[1:], proc.returncode, proc.stdout, proc.stderr, seconds, report)
 
 
+# --- HTTPS clients --------------------------------------------------------------------------------------
+
+
+class _ContextAdapter(HTTPAdapter):
+    """Hands urllib3 an SSL context made here. urllib3 otherwise builds its own from the `ssl.SSLContext`
+    it imported first, which recurses forever once gevent has monkey-patched `ssl` (pyinfra_cli does
+    on import, and a full `pytest tests/` run imports it through pyinfra_testing)."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self._context
+        super().init_poolmanager(*args, **kwargs)
+
+
+def https_session(cafile: Path | str | None) -> requests.Session:
+    """A requests session trusting only `cafile` (or the system store when None), nothing from env."""
+    session = requests.Session()
+    # Without this, REQUESTS_CA_BUNDLE from the environment silently replaces `verify`.
+    session.trust_env = False
+    session.verify = str(cafile) if cafile else True
+    context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+    session.mount("https://", _ContextAdapter(context))
+    return session
+
+
+# --- one deploy run on this machine at a time ------------------------------------------------------
+
+# Everything that deploys to this machine (these tests, the benchmark, other suites that adopt it)
+# holds this lock for its whole run: two concurrent deploys would see each other's half-done state.
+DEPLOY_LOCK = Path("/run/lock/impots-deploy.lock")
+
+
+@contextmanager
+def deploy_lock(timeout: float = 900) -> Iterator[None]:
+    """Hold the machine-wide deploy lock (flock), waiting up to `timeout` seconds for it."""
+    DEPLOY_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with DEPLOY_LOCK.open("a") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{DEPLOY_LOCK} still held by another deploy after {timeout} s"
+                    ) from None
+                time.sleep(1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 # --- the target's state -------------------------------------------------------------------------------
 
 
@@ -222,45 +285,53 @@ def apache_restarts_since(mark: int) -> list[str]:
 # --- command lines seen during a run ------------------------------------------------------------------
 
 
-def command_lines() -> set[str]:
-    """Every process's command line, as `ps -eo args` shows it (read from /proc directly: ~100x faster
-    than running ps, so short-lived commands are far less likely to slip between two samples)."""
-    lines = set()
+# Runs in its own process: pytest's process may have gevent's monkey-patching (pyinfra_cli does
+# `patch_all()` on import), where a sampling thread would be a greenlet starving everything else.
+_SAMPLER = r"""
+import json, os, sys, threading, time
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+seen, samples = set(), 0
+while True:
     for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:  # the process ended meanwhile
-            continue
-        if raw:
-            lines.add(raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace"))
-    return lines
+        if pid.isdigit():
+            try:
+                raw = open(f"/proc/{pid}/cmdline", "rb").read()
+            except OSError:  # the process ended meanwhile
+                continue
+            if raw:
+                seen.add(raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace"))
+    samples += 1
+    if samples == 1:
+        print("ready", flush=True)
+    if stop.is_set():
+        break
+    time.sleep(0.001)
+json.dump({"samples": samples, "seen": sorted(seen)}, sys.stdout)
+"""
 
 
 @dataclass
 class CommandLineSampler:
-    """Samples every process's command line in a background thread while a deploy runs."""
+    """Samples every process's command line (what `ps -eo args` shows, read from /proc directly:
+    ~1 ms a sweep, so even short-lived commands are likely caught) while a deploy runs."""
 
     seen: set[str] = field(default_factory=set)
     samples: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.seen.update(command_lines())
-            self.samples += 1
+    _process: subprocess.Popen | None = None
 
     def __enter__(self) -> CommandLineSampler:
-        self._thread = threading.Thread(target=self._sample, name="cmdline-sampler", daemon=True)
-        self._thread.start()
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", _SAMPLER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self._process.stdout and self._process.stdout.readline() == "ready\n", "sampler did not start"
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
+        if self._process:
+            out, _ = self._process.communicate(input="", timeout=60)
+            result = json.loads(out)
+            self.samples, self.seen = result["samples"], set(result["seen"])
 
     def lines_containing(self, secret: str) -> list[str]:
         return sorted(line for line in self.seen if secret in line)

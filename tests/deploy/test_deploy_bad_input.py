@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from deploy_harness import (
     DEFAULT_INVENTORY,
     IMPOTS_ALIAS,
@@ -21,6 +20,7 @@ from deploy_harness import (
     apache_log_mark,
     apache_restarts_since,
     diff_digests,
+    https_session,
     plain,
     run_deploy,
     target_state_paths,
@@ -74,7 +74,8 @@ def test_bad_host_data_stops_before_any_change(deployed, case: str) -> None:
 
 def site_answers(ca: Path) -> int:
     url = f"https://{IMPOTS_SITES[0]}{IMPOTS_ALIAS}{PREFIX_URL}/init-session/json"
-    return requests.get(url, verify=str(ca), timeout=30).status_code
+    with https_session(ca) as session:
+        return session.get(url, timeout=30).status_code
 
 
 @pytest.fixture

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlparse
+
 import pytest
 import requests
-from deploy_harness import DATE_TIME_SITE, IMPOTS_ALIAS, IMPOTS_SITES, PREFIX_URL
+from deploy_harness import DATE_TIME_SITE, IMPOTS_ALIAS, IMPOTS_SITES, PREFIX_URL, https_session
 
 pytestmark = pytest.mark.deploy
 
@@ -26,7 +28,7 @@ def test_impots_root_redirects_under_the_mount_point(https: requests.Session, si
     url = f"https://{site}{IMPOTS_ALIAS}{PREFIX_URL}/"
     response = https.get(url, timeout=30, allow_redirects=False)
     assert response.status_code == 302, f"{url}: {response.status_code} {response.text[:300]!r}"
-    location = requests.compat.urlparse(response.headers["Location"]).path
+    location = urlparse(response.headers["Location"]).path
     assert location == f"{IMPOTS_ALIAS}{PREFIX_URL}/init-session/html"
 
 
@@ -40,8 +42,8 @@ def test_date_time_site_answers_over_verified_https(https: requests.Session) -> 
 @pytest.mark.parametrize("site", [*IMPOTS_SITES, DATE_TIME_SITE])
 def test_certificate_is_not_trusted_without_the_deploy_ca(deployed, site: str) -> None:
     # The system's CA store must not know the local CA: the verified answers above come from it alone.
-    with pytest.raises(requests.exceptions.SSLError):
-        requests.get(f"https://{site}/", timeout=30)
+    with https_session(None) as system_store, pytest.raises(requests.exceptions.SSLError):
+        system_store.get(f"https://{site}/", timeout=30)
 
 
 @pytest.mark.parametrize("site", [*IMPOTS_SITES, DATE_TIME_SITE])
@@ -53,6 +55,7 @@ def test_site_names_resolve_through_the_hosts_block(deployed, site: str) -> None
 
 @pytest.mark.parametrize("site", [*IMPOTS_SITES, DATE_TIME_SITE])
 def test_plain_http_sends_to_https(deployed, site: str) -> None:
-    response = requests.get(f"http://{site}/impots/do/", timeout=30, allow_redirects=False)
+    with https_session(None) as session:
+        response = session.get(f"http://{site}/impots/do/", timeout=30, allow_redirects=False)
     assert response.status_code in (301, 302, 307, 308), f"http://{site}/: {response.status_code}"
     assert response.headers["Location"].startswith(f"https://{site}/"), response.headers["Location"]

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import pytest
-import requests
-from deploy_harness import IMPOTS_ALIAS, IMPOTS_SITES, PREFIX_URL, ca_file, run_deploy, vhost_files
+from deploy_harness import (
+    IMPOTS_ALIAS,
+    IMPOTS_SITES,
+    PREFIX_URL,
+    ca_file,
+    https_session,
+    run_deploy,
+    vhost_files,
+)
 
 pytestmark = pytest.mark.deploy
 
@@ -27,7 +34,8 @@ def test_data_change_is_applied_over_ssh(deployed, ssh_inventory, converge_back)
 
     # Apache took the new configuration and still serves the application.
     url = f"https://{IMPOTS_SITES[0]}{IMPOTS_ALIAS}{PREFIX_URL}/init-session/json"
-    response = requests.get(url, verify=str(deployed.ca), timeout=30)
+    with https_session(deployed.ca) as session:
+        response = session.get(url, timeout=30)
     assert response.status_code == 200, response.text[:300]
 
     again = run_deploy(ssh_inventory, data={"impots_daemon_threads": 7}).check_ok()

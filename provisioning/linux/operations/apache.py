@@ -133,7 +133,7 @@ def apache_applied(
     yield (
         f"python3 {helper} apache-reload {config_root} {snapshot} "
         f"--command {shlex.quote(reload if state['running'] else start)} --start {shlex.quote(start)} "
-        f"--status {shlex.quote(status)} --error-log {record.apache_log_dir}/error.log"
+        f"--status {shlex.quote(status)} --error-log {record.apache_error_log}"
     )
     if not state["enabled"]:
         yield enable_command(record.family, init, service)

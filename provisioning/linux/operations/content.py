@@ -85,8 +85,9 @@ def files_present(files: list[dict], before: str | None = None):
     Never use it for secrets: with ``--diff`` the content is printed.
     """
     current = host.get_fact(PathsState, paths=[f["path"] for f in files], hashes=True)
-    pending_before = before
-    changed = False
+    # Every command is worked out before the first is yielded: pyinfra's change detection stops at
+    # the first command, and each file's --diff is printed while its commands are worked out.
+    commands: list = []
     for wanted in files:
         path, user, group, mode = wanted["path"], wanted["user"], wanted["group"], wanted["mode"]
         found = current.get(path, {})
@@ -99,16 +100,14 @@ def files_present(files: list[dict], before: str | None = None):
         if found.get("sha256") != digest:
             if state.config.DIFF and text is not None:
                 _print_diff(path, bool(found), text)
-            if pending_before:
-                yield pending_before
-                pending_before = None
-            yield FileUploadCommand(source, path)
-            yield f"chown {user}:{group} {path} && chmod {mode} {path}"
-            changed = True
+            if before and before not in commands:
+                commands.insert(0, before)
+            commands.append(FileUploadCommand(source, path))
+            commands.append(f"chown {user}:{group} {path} && chmod {mode} {path}")
             continue
-        commands = _metadata_commands(path, found, user, group, mode)
-        if commands:
-            yield " && ".join(commands)
-            changed = True
-    if not changed:
+        metadata = _metadata_commands(path, found, user, group, mode)
+        if metadata:
+            commands.append(" && ".join(metadata))
+    if not commands:
         host.noop(f"{len(files)} files are already up to date")
+    yield from commands
