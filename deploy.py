@@ -26,9 +26,12 @@ except SettingsError as error:
     stop(f"bad host data: {error}")
 
 if settings.os == "windows":
-    from provisioning.windows.deploy import deploy_windows
+    from provisioning.windows.deploy import WindowsDeployError, deploy_windows
 
-    deploy_windows(settings)
+    try:
+        deploy_windows(settings)
+    except WindowsDeployError as error:
+        stop(str(error))  # the message already starts with "<host>: "
 else:
     from provisioning.linux.deploy import deploy_linux
 

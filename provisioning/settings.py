@@ -74,6 +74,11 @@ KNOWN_KEYS = frozenset(
         "impots_listen_address",
         "impots_hosts_address",
         "impots_vhost_extra",
+        # Windows only, validated by provisioning/windows/databases.py (database administrator accounts).
+        "impots_mysql_admin_user",
+        "impots_mysql_admin_password",
+        "impots_pgres_admin_user",
+        "impots_pgres_admin_password",
         *SECRET_ENVIRONMENT,
     }
 )
@@ -83,9 +88,11 @@ DBMS_NAMES = ("mysql", "pgres")
 WINDOWS_LAYOUTS = ("laragon", "apache-lounge")
 
 _HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_URL_SEGMENT = r"/[A-Za-z0-9._~-]+"
+# "." and ".." segments are refused: browsers and proxies resolve them away before Apache sees them.
+_URL_SEGMENT = r"/(?!\.\.?(?:/|$))[A-Za-z0-9._~-]+"
 _ALIAS = re.compile(rf"^(/|({_URL_SEGMENT})+)$")
-_PREFIX_URL = re.compile(rf"^({_URL_SEGMENT})*$")
+# The app accepts "" or one or two segments (app/impots/config.py): refuse here what it would refuse at start-up.
+_PREFIX_URL = re.compile(rf"^({_URL_SEGMENT}){{0,2}}$")
 # Database and user names end up quoted inside SQL: keep them to characters that need no escaping.
 _DB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$")
 _DB_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
@@ -321,6 +328,9 @@ class _Parser:
             raise self.fail(key, f"too short (from {origin}): at least {_MIN_PASSWORD_LENGTH} characters")
         if any(c in value for c in "\n\r\0"):
             raise self.fail(key, f"contains a line break or NUL character (from {origin})")
+        if key == "impots_mysql_password" and not value.isascii():
+            # PyMySQL sends the password as latin-1 while the server hashed it from UTF-8: access denied.
+            raise self.fail(key, f"must be ASCII for MySQL/MariaDB (from {origin})")
         return value
 
     def address(self, key: str, default: str, allow_any: bool) -> str:
@@ -338,7 +348,8 @@ class _Parser:
         value = self.get("impots_prefix_url", "/do")
         if not isinstance(value, str) or not _PREFIX_URL.match(value):
             raise self.fail(
-                "impots_prefix_url", f"{value!r} must be '' or /segment[/segment...] without a trailing '/'"
+                "impots_prefix_url",
+                f"{value!r} must be '' or /segment or /segment/segment, without a trailing '/' or '.' segments",
             )
         return value
 
