@@ -120,7 +120,7 @@ def measure_clean_reconverge() -> None:
     run = checked(run_deploy(DEFAULT_INVENTORY), "re-converge")
     changed, total = len(run.changed_operations()), len(run.results["operations"])
     print(
-        f"re-converge after removing the app install and {len(removed) - 1} Apache files: "
+        f"re-converge after removing the app install and {len(removed) - 1} Apache files and links: "
         f"{run.seconds:6.2f} s, {changed} of {total} ops changed"
     )
 

@@ -7,6 +7,7 @@ the machine (other data, a broken vhost) converges it back to the default data b
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -131,29 +132,42 @@ def ssh_inventory(ssh_server: SshServer, tmp_path_factory: pytest.TempPathFactor
 
 
 @pytest.fixture
-def browser_context(deployed: DeployedMachine, tmp_path: Path):
-    """A headless Chromium whose only trusted CA is the deploy's (an NSS database in its own HOME)."""
+def open_browser(deployed: DeployedMachine, tmp_path: Path):
+    """Opens headless Chromium contexts; `open_browser(trust_ca=True)` trusts the deploy's CA, and only it,
+    through an NSS database in the browser's own HOME (Chromium reads no CA file argument)."""
     from playwright.sync_api import sync_playwright
 
-    home = tmp_path / "home"
-    nssdb = home / ".pki" / "nssdb"
-    nssdb.mkdir(parents=True)
-    certutil = ["certutil", "-d", f"sql:{nssdb}"]
-    subprocess.run([*certutil, "-N", "--empty-password"], check=True, capture_output=True)
-    subprocess.run(
-        [*certutil, "-A", "-n", "impots-local-ca", "-t", "C,,", "-i", str(deployed.ca)],
-        check=True,
-        capture_output=True,
-    )
+    for tool, package in ((CHROMIUM, "chromium"), ("certutil", "libnss3-tools")):
+        if not shutil.which(tool):
+            pytest.fail(f"{tool} not found: apt-get install {package} (scripts/setup --for-tests does)")
+
     with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "user-data"),
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
-            headless=True,
-            env={**os.environ, "HOME": str(home)},
-        )
+        contexts = []
+
+        def open_context(trust_ca: bool = True):
+            profile = tmp_path / f"browser-{len(contexts)}"
+            nssdb = profile / "home" / ".pki" / "nssdb"
+            nssdb.mkdir(parents=True)
+            certutil = ["certutil", "-d", f"sql:{nssdb}"]
+            subprocess.run([*certutil, "-N", "--empty-password"], check=True, capture_output=True)
+            if trust_ca:
+                subprocess.run(
+                    [*certutil, "-A", "-n", "impots-local-ca", "-t", "C,,", "-i", str(deployed.ca)],
+                    check=True,
+                    capture_output=True,
+                )
+            context = playwright.chromium.launch_persistent_context(
+                str(profile / "user-data"),
+                executable_path=CHROMIUM,
+                args=CHROMIUM_ARGS,
+                headless=True,
+                env={**os.environ, "HOME": str(profile / "home")},
+            )
+            contexts.append(context)
+            return context
+
         try:
-            yield context
+            yield open_context
         finally:
-            context.close()
+            for context in contexts:
+                context.close()

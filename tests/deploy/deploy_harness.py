@@ -132,12 +132,9 @@ def pyinfra_deploy_command(
     data: Mapping[str, Any] | None = None,
     dry: bool = False,
     diff: bool = False,
-    json_output: bool = True,
 ) -> list[str]:
     # `-y` also skips change detection: a dry run needs the detection (it never prompts anyway).
-    args = [str(PYINFRA), "--dry"] if dry else [str(PYINFRA), "-y"]
-    if json_output:
-        args.append("--json")
+    args = [str(PYINFRA), "--dry", "--json"] if dry else [str(PYINFRA), "-y", "--json"]
     if diff:
         args.append("--diff")
     for key, value in (data or {}).items():

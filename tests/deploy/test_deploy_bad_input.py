@@ -1,8 +1,9 @@
 """Bad input never breaks a working machine.
 
 Bad host data stops the run before anything changes, with a message naming the host and the key.
-A configuration Apache refuses fails the configtest: the deploy says so, the vhost files on disk are
-the previous ones and Apache keeps serving the previous configuration without a restart.
+A configuration Apache refuses (a bad raw directive in data, or a stray broken file on the target)
+fails the configtest: the deploy says so, the vhost files on disk are the previous ones and Apache
+keeps serving the previous configuration without a reload.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from deploy_harness import (
     IMPOTS_SITES,
     LOCAL_HOST,
     PREFIX_URL,
+    PyinfraRun,
     apache_log_mark,
     apache_restarts_since,
     diff_digests,
@@ -78,36 +80,50 @@ def site_answers(ca: Path) -> int:
         return session.get(url, timeout=30).status_code
 
 
+def assert_rejected_and_still_serving(
+    run: PyinfraRun, vhosts_before: dict[str, str], log_mark: int, complaint: str, ca: Path
+) -> None:
+    """The deploy failed on the configtest, put the vhost files back and never reloaded Apache."""
+    assert run.returncode != 0, f"the deploy succeeded with a configuration Apache refuses:\n{run.tail()}"
+    log = plain(run.stderr)
+    assert "configtest failed" in log, f"the deploy does not say the configtest failed:\n{run.tail()}"
+    assert complaint in log, f"the deploy does not show Apache's complaint about {complaint}:\n{run.tail()}"
+    changed = diff_digests(vhosts_before, tree_digest(list(vhosts_before)))
+    assert changed == [], f"the rejected vhost files were left in place: {changed}"
+    restarts = apache_restarts_since(log_mark)
+    assert not restarts, f"Apache was reloaded with a configuration that failed its test: {restarts}"
+    assert site_answers(ca) == 200, "Apache stopped serving the previous configuration"
+
+
+def test_bad_directive_in_data_fails_the_configtest(deployed, converge_back) -> None:
+    """`impots_vhost_extra` (raw directives) is the one knob whose value Apache alone can judge."""
+    vhosts = tree_digest(vhost_files())
+    assert vhosts, "no Apache vhost with WSGIDaemonProcess found under /etc/apache2"
+    log_mark = apache_log_mark()
+
+    run = run_deploy(DEFAULT_INVENTORY, data={"impots_vhost_extra": ["ImpotsTestsNotADirective on"]})
+
+    assert_rejected_and_still_serving(run, vhosts, log_mark, "ImpotsTestsNotADirective", deployed.ca)
+
+
 @pytest.fixture
 def broken_apache_conf(converge_back) -> Iterator[Path]:
-    """A configuration file Apache refuses, as a stray local edit would leave it (removed afterwards).
-
-    Host data cannot render an invalid directive (load_settings rejects every bad value before the
-    templates run), so the configtest failure comes from the target; the deploy must still refuse to
-    reload and keep its own previous vhost files."""
+    """A configuration file Apache refuses, as a stray local edit would leave it (removed afterwards)."""
     path = Path("/etc/apache2/conf-enabled/zz-impots-tests-broken.conf")
     path.write_text("# left by tests/deploy/test_deploy_bad_input.py\nImpotsTestsNotADirective on\n")
     yield path
     path.unlink(missing_ok=True)
 
 
-def test_configtest_failure_keeps_the_previous_configuration_running(deployed, broken_apache_conf) -> None:
-    vhosts = vhost_files()
+def test_stray_broken_conf_fails_the_configtest_of_a_valid_change(deployed, broken_apache_conf) -> None:
+    vhosts = tree_digest(vhost_files())
     assert vhosts, "no Apache vhost with WSGIDaemonProcess found under /etc/apache2"
-    before = tree_digest(vhosts)
     log_mark = apache_log_mark()
 
     # A valid change that rewrites every vhost, so the deploy must run the configtest.
     run = run_deploy(DEFAULT_INVENTORY, data={"impots_daemon_threads": 7})
 
-    assert run.returncode != 0, f"the deploy succeeded with a configuration Apache refuses:\n{run.tail()}"
-    log = plain(run.stderr)
-    assert "configtest failed" in log, f"the deploy does not say the configtest failed:\n{run.tail()}"
-    assert broken_apache_conf.name in log, f"the deploy does not show Apache's complaint:\n{run.tail()}"
-    assert diff_digests(before, tree_digest(vhosts)) == [], "the rejected vhost files were left in place"
-    assert site_answers(deployed.ca) == 200
-    restarts = apache_restarts_since(log_mark)
-    assert not restarts, f"Apache was reloaded with a configuration that failed its test: {restarts}"
+    assert_rejected_and_still_serving(run, vhosts, log_mark, broken_apache_conf.name, deployed.ca)
 
 
 def test_listen_address_not_on_the_target_keeps_apache_serving(deployed, converge_back) -> None:

@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 import pytest
 from deploy_harness import IMPOTS_ALIAS, IMPOTS_SITES, PREFIX_URL
+from playwright.sync_api import Error as PlaywrightError
 
 pytestmark = pytest.mark.deploy
 
@@ -36,8 +37,15 @@ def assert_links_stay_under_the_mount_point(page) -> None:
     assert not wrong, f"{page.url}: URLs outside {IMPOTS_ALIAS}: {wrong}"
 
 
-def test_html_flow_in_a_real_browser(browser_context) -> None:
-    page = browser_context.new_page()
+def test_browser_refuses_the_site_without_the_deploy_ca(open_browser) -> None:
+    # The flow below passes TLS only because the browser trusts the deploy's CA, not by accident.
+    page = open_browser(trust_ca=False).new_page()
+    with pytest.raises(PlaywrightError, match="ERR_CERT_AUTHORITY_INVALID"):
+        page.goto(f"https://{SITE}{IMPOTS_ALIAS}{PREFIX_URL}")
+
+
+def test_html_flow_in_a_real_browser(open_browser) -> None:
+    page = open_browser().new_page()
     requests_seen: list[tuple[str, str]] = []
     page.on("request", lambda request: requests_seen.append((request.resource_type, request.url)))
     failed: list[str] = []

@@ -7,6 +7,8 @@ from deploy_harness import (
     IMPOTS_ALIAS,
     IMPOTS_SITES,
     PREFIX_URL,
+    apache_log_mark,
+    apache_restarts_since,
     ca_file,
     https_session,
     run_deploy,
@@ -26,6 +28,7 @@ def test_converged_machine_over_ssh_changes_nothing(deployed, ssh_inventory) -> 
 
 
 def test_data_change_is_applied_over_ssh(deployed, ssh_inventory, converge_back) -> None:
+    log_mark = apache_log_mark()
     run = run_deploy(ssh_inventory, data={"impots_daemon_threads": 7}).check_ok()
     assert run.changed_operations(), f"the thread count change was not applied:\n{run.tail()}"
     assert run.results["totals"]["error"] == 0
@@ -33,6 +36,7 @@ def test_data_change_is_applied_over_ssh(deployed, ssh_inventory, converge_back)
     assert vhosts and all("threads=7" in vhost.read_text() for vhost in vhosts), [str(v) for v in vhosts]
 
     # Apache took the new configuration and still serves the application.
+    assert apache_restarts_since(log_mark), "Apache was not reloaded after its configuration changed"
     url = f"https://{IMPOTS_SITES[0]}{IMPOTS_ALIAS}{PREFIX_URL}/init-session/json"
     with https_session(deployed.ca) as session:
         response = session.get(url, timeout=30)
