@@ -91,7 +91,8 @@ _HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # "." and ".." segments are refused: browsers and proxies resolve them away before Apache sees them.
 _URL_SEGMENT = r"/(?!\.\.?(?:/|$))[A-Za-z0-9._~-]+"
 _ALIAS = re.compile(rf"^(/|({_URL_SEGMENT})+)$")
-# The app accepts "" or one or two segments (app/impots/config.py): refuse here what it would refuse at start-up.
+# The app accepts "" or one or two segments (app/impots/config.py):
+# refuse here what it would refuse at start-up.
 _PREFIX_URL = re.compile(rf"^({_URL_SEGMENT}){{0,2}}$")
 # Database and user names end up quoted inside SQL: keep them to characters that need no escaping.
 _DB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$")
@@ -349,7 +350,8 @@ class _Parser:
         if not isinstance(value, str) or not _PREFIX_URL.match(value):
             raise self.fail(
                 "impots_prefix_url",
-                f"{value!r} must be '' or /segment or /segment/segment, without a trailing '/' or '.' segments",
+                f"{value!r} must be '' or /segment or /segment/segment, "
+                "without a trailing '/' or '.' segments",
             )
         return value
 

@@ -154,8 +154,16 @@ BAD_DATA = {
     "prefix with trailing slash": ({"impots_prefix_url": "/do/"}, "impots_prefix_url", "'/do/'"),
     "prefix with a dot-dot segment": ({"impots_prefix_url": "/do/.."}, "impots_prefix_url", "'/do/..'"),
     "prefix of three segments": ({"impots_prefix_url": "/a/b/c"}, "impots_prefix_url", "'/a/b/c'"),
-    "alias with a dot segment": ({"impots_sites": sites_with(alias="/./impots")}, "impots_sites[0].alias", "/./"),
-    "non-ascii mysql password": ({"impots_mysql_password": "mot-de-passe-wö"}, "impots_mysql_password", "ASCII"),
+    "alias with a dot segment": (
+        {"impots_sites": sites_with(alias="/./impots")},
+        "impots_sites[0].alias",
+        "/./",
+    ),
+    "non-ascii mysql password": (
+        {"impots_mysql_password": "mot-de-passe-wö"},
+        "impots_mysql_password",
+        "ASCII",
+    ),
     "csrf not a boolean": ({"impots_with_csrftoken": "yes"}, "impots_with_csrftoken", "'yes'"),
     "zero threads": ({"impots_daemon_threads": 0}, "impots_daemon_threads", "1 to 500"),
     "processes a bool": ({"impots_daemon_processes": True}, "impots_daemon_processes", "True"),
