@@ -277,6 +277,21 @@ def seed_arguments(dbms: str, check: bool) -> str:
     return command_line(["-m", "impots.db.seed", dbms, *(["--check"] if check else [])])
 
 
+def seed_script(dbms: str, python: str, app: str, instance: str, *, check: bool, tail: str) -> str:
+    """``tail`` run after the variables (``$python``, ``$app``, ``$instance``, ``$arguments`` of
+    ``python -m impots.db.seed <dbms> [--check]``) and ``Invoke-Program`` are set."""
+    return (
+        ps_assign(
+            python=win_path(python),
+            app=win_path(app),
+            instance=win_path(instance),
+            arguments=seed_arguments(dbms, check=check),
+        )
+        + INVOKE_PROGRAM.lstrip("\n")
+        + tail.lstrip("\n")
+    )
+
+
 # --- the seed status (the app's own view of its database) ----------------------------------------------
 
 _SEED_STATUS = r"""
@@ -303,16 +318,7 @@ class SeedStatus(PowerShellJsonFact):
     """
 
     def command(self, dbms: str, python: str, app: str, instance: str) -> str:
-        return json_fact_script(
-            ps_assign(
-                python=win_path(python),
-                app=win_path(app),
-                instance=win_path(instance),
-                arguments=seed_arguments(dbms, check=True),
-            )
-            + INVOKE_PROGRAM.lstrip("\n")
-            + _SEED_STATUS.lstrip("\n")
-        )
+        return json_fact_script(seed_script(dbms, python, app, instance, check=True, tail=_SEED_STATUS))
 
     def convert(self, value: dict) -> dict:
         return {"code": int(value["code"]), "stderr": value.get("stderr") or ""}
@@ -451,9 +457,11 @@ def _account_commands(
     admin_password: str | None,
     admin_dir: str,
     secrets: str,
-    body: str,
+    statements: Mapping[str, str],
+    ensure: str,
 ):
-    """Upload the administrator password (if any), then the script making the account."""
+    """Upload the administrator password (if any), then the script making the account: the
+    ``statements`` as PowerShell variables, then the secrets read, then ``ensure`` (the DBMS's part)."""
     adminfile = ""
     if admin_password is not None:
         adminfile = admin_file(admin_dir, dbms)
@@ -473,7 +481,10 @@ def _account_commands(
             secretkey=f"{dbms}_password",
             where=where,
         )
-        + body
+        + ps_assign(**statements)
+        + INVOKE_PROGRAM.lstrip("\n")
+        + _READ_SECRETS.lstrip("\n")
+        + ensure.lstrip("\n")
     )
 
 
@@ -513,9 +524,10 @@ def mysql_account(
     if _account_in_place("mysql", python, app, instance):
         host.noop(f"MariaDB/MySQL database {database} and user {user} are already in place")
         return
-    body = ps_assign(sql=mysql_ensure_sql(database, user)) + INVOKE_PROGRAM.lstrip("\n")
-    body += _READ_SECRETS.lstrip("\n") + _MYSQL_ENSURE.lstrip("\n")
-    yield from _account_commands("mysql", client, admin_user, admin_password, admin_dir, secrets, body)
+    statements = {"sql": mysql_ensure_sql(database, user)}
+    yield from _account_commands(
+        "mysql", client, admin_user, admin_password, admin_dir, secrets, statements, _MYSQL_ENSURE
+    )
 
 
 @operation()
@@ -550,9 +562,10 @@ def postgresql_account(
     if _account_in_place("pgres", python, app, instance):
         host.noop(f"PostgreSQL database {database} owned by {user} is already in place")
         return
-    body = ps_assign(**pgres_statements(database, user)) + INVOKE_PROGRAM.lstrip("\n")
-    body += _READ_SECRETS.lstrip("\n") + _PGRES_ENSURE.lstrip("\n")
-    yield from _account_commands("pgres", client, admin_user, admin_password, admin_dir, secrets, body)
+    statements = pgres_statements(database, user)
+    yield from _account_commands(
+        "pgres", client, admin_user, admin_password, admin_dir, secrets, statements, _PGRES_ENSURE
+    )
 
 
 # --- schema and data -------------------------------------------------------------------------------------
@@ -589,16 +602,7 @@ def database_seeded(dbms: Sequence[str], python: str, app: str, instance: str):
         host.noop(f"{', '.join(dbms)} schema and data are already up to date")
         return
     for name in stale:
-        yield (
-            ps_assign(
-                python=win_path(python),
-                app=win_path(app),
-                instance=win_path(instance),
-                arguments=seed_arguments(name, check=False),
-            )
-            + INVOKE_PROGRAM.lstrip("\n")
-            + _SEED.lstrip("\n")
-        )
+        yield seed_script(name, python, app, instance, check=False, tail=_SEED)
 
 
 # --- Redis ---------------------------------------------------------------------------------------------

@@ -350,6 +350,7 @@ class SshServer:
     workdir: Path
     port: int
     process: subprocess.Popen | None = None
+    extra_config: str = ""  # more sshd_config lines (the Windows tests' fake powershell: SetEnv)
 
     @property
     def client_key(self) -> Path:
@@ -386,14 +387,15 @@ class SshServer:
             # The temp dir is not in a root-owned chain of folders sshd would accept.
             "StrictModes no\n"
             "MaxSessions 50\n"
-            "Subsystem sftp internal-sftp\n"
+            "Subsystem sftp internal-sftp\n" + self.extra_config
         )
         # sshd refuses to start without its privilege-separation folder (normally made by the init script).
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        log = open(self.workdir / "sshd.log", "wb")  # noqa: SIM115 - kept open for the server's life
-        self.process = subprocess.Popen(
-            ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT
-        )
+        # sshd writes to its own copy of the descriptor: ours can be closed at once.
+        with open(self.workdir / "sshd.log", "wb") as log:
+            self.process = subprocess.Popen(
+                ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT
+            )
         self._wait_listening()
         return self
 

@@ -3,41 +3,63 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
+
+import provisioning.windows.tls as windows_tls
 
 HERE = Path(__file__).resolve().parent
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# Secrets and administrator passwords a developer's shell may export: the Windows deploy reads them.
+SECRET_VARIABLES = (
+    "IMPOTS_MYSQL_PASSWORD",
+    "IMPOTS_PGRES_PASSWORD",
+    "IMPOTS_SECRET_KEY",
+    "IMPOTS_SMTP_PASSWORD",
+    "IMPOTS_MYSQL_ADMIN_PASSWORD",
+    "IMPOTS_PGRES_ADMIN_PASSWORD",
+)
+
+
+@pytest.fixture
+def clean_environment(monkeypatch, tmp_path):
+    """No secret from the environment, and the TLS artifacts in this test's own folder. Modules that
+    plan deploys use it for every test: ``pytestmark = pytest.mark.usefixtures("clean_environment")``."""
+    for name in SECRET_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(windows_tls, "ARTIFACTS_DIR", tmp_path / "artifacts")
+
+
+def _deploy_harness() -> ModuleType:
+    """tests/deploy/deploy_harness.py (its private sshd), loaded by path: tests/deploy is not a package.
+    Registered under its own name, so tests/deploy's ``import deploy_harness`` finds the same module."""
+    if "deploy_harness" in sys.modules:
+        return sys.modules["deploy_harness"]
+    spec = importlib.util.spec_from_file_location(
+        "deploy_harness", HERE.parent / "deploy" / "deploy_harness.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["deploy_harness"] = module  # before running it: its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 @dataclass
 class FakeWindowsSshd:
     workdir: Path
-    port: int
-    process: subprocess.Popen
-
-    @property
-    def key(self) -> str:
-        return str(self.workdir / "id_ed25519")
-
-    @property
-    def known_hosts(self) -> str:
-        return str(self.workdir / "known_hosts")
+    server: Any  # deploy_harness.SshServer
 
     def answer(
         self, script: str, stdout: str = "", stderr: str = "", status: int = 0, encoding: str = "utf-8"
@@ -61,72 +83,38 @@ class FakeWindowsSshd:
         return [json.loads(line) for line in path.read_text().splitlines()]
 
     def host_data(self) -> dict:
-        return {
-            "ssh_port": self.port,
-            "ssh_user": "root",
-            "ssh_key": self.key,
-            "ssh_known_hosts_file": self.known_hosts,
-            "ssh_strict_host_key_checking": "yes",
-        }
+        return self.server.host_data()
 
 
 @pytest.fixture(scope="module")
 def windows_sshd(tmp_path_factory) -> Iterator[FakeWindowsSshd]:
-    """An sshd of our own (own config and keys in a temp dir), stopped by pid at the end."""
+    """The deploy tests' private sshd (own config and keys in a temp dir, stopped by pid at the end),
+    with the fake powershell first on its sessions' PATH."""
     if not Path("/usr/sbin/sshd").exists():
         pytest.fail("openssh-server is not installed (/usr/sbin/sshd): scripts/setup installs it")
+    harness = _deploy_harness()
     workdir = tmp_path_factory.mktemp("winsshd")
     workdir.chmod(0o700)
-    host_key = workdir / "ssh_host_ed25519_key"
-    for key in (host_key, workdir / "id_ed25519"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    shutil.copyfile(workdir / "id_ed25519.pub", workdir / "authorized_keys")
-    port = free_port()
-    host_public = (workdir / "ssh_host_ed25519_key.pub").read_text().split()
-    (workdir / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_public[0]} {host_public[1]}\n")
     bin_dir = workdir / "bin"
     bin_dir.mkdir()
     powershell = bin_dir / "powershell"
     powershell.write_text(f'#!/bin/sh\nexec {sys.executable} {HERE / "fake_powershell.py"} "$@"\n')
     powershell.chmod(0o755)
     (workdir / "answers.json").write_text("{}")
-    config = workdir / "sshd_config"
-    config.write_text(
-        f"Port {port}\n"
-        "ListenAddress 127.0.0.1\n"
-        f"HostKey {host_key}\n"
-        f"PidFile {workdir / 'sshd.pid'}\n"
-        f"AuthorizedKeysFile {workdir / 'authorized_keys'}\n"
-        "PermitRootLogin prohibit-password\n"
-        "PasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\n"
-        "UsePAM no\n"
-        "StrictModes no\n"
-        "MaxSessions 50\n"
-        "Subsystem sftp internal-sftp\n"
+    server = harness.SshServer(
+        workdir,
+        harness.free_port(),
         # The fake powershell first on PATH, and where it keeps its answers and log.
-        f"SetEnv PATH={bin_dir}:/usr/bin:/bin FAKE_PS_DIR={workdir}\n"
+        extra_config=f"SetEnv PATH={bin_dir}:/usr/bin:/bin FAKE_PS_DIR={workdir}\n",
     )
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    log = open(workdir / "sshd.log", "wb")  # noqa: SIM115 - open for the server's life
-    process = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stdout=log, stderr=log)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"sshd exited: {(workdir / 'sshd.log').read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("sshd did not listen within 10 s")
-                time.sleep(0.05)
-        yield FakeWindowsSshd(workdir, port, process)
+        try:
+            server.start()
+        except RuntimeError as error:  # sshd exited or did not listen: the message says which
+            pytest.fail(str(error))
+        yield FakeWindowsSshd(workdir, server)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+        server.stop()
 
 
 @pytest.fixture

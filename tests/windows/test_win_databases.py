@@ -27,7 +27,6 @@ from win_fakes import (
 )
 from win_optest import run_op
 
-import provisioning.windows.tls as windows_tls
 from provisioning.windows import databases, facts
 from provisioning.windows.databases import (
     DatabaseAdmins,
@@ -61,18 +60,7 @@ LARAGON = laragon_platform("C:/laragon", LARAGON_APACHE)
 LOUNGE = apache_lounge_platform(None)
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch, tmp_path):
-    for name in (
-        "IMPOTS_MYSQL_PASSWORD",
-        "IMPOTS_PGRES_PASSWORD",
-        "IMPOTS_SECRET_KEY",
-        "IMPOTS_SMTP_PASSWORD",
-        "IMPOTS_MYSQL_ADMIN_PASSWORD",
-        "IMPOTS_PGRES_ADMIN_PASSWORD",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(windows_tls, "ARTIFACTS_DIR", tmp_path / "artifacts")
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def seed_facts(**codes) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from win_fakes import PYTHON, apache, dry_run, laragon_machine
 
-import provisioning.windows.tls as windows_tls
 from provisioning.settings import app_paths, parse_settings
 from provisioning.windows import facts
 from provisioning.windows.deploy import (
@@ -26,17 +25,7 @@ from provisioning.windows.platforms import (
     laragon_platform,
 )
 
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch, tmp_path):
-    for name in (
-        "IMPOTS_MYSQL_PASSWORD",
-        "IMPOTS_PGRES_PASSWORD",
-        "IMPOTS_SECRET_KEY",
-        "IMPOTS_SMTP_PASSWORD",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(windows_tls, "ARTIFACTS_DIR", tmp_path / "artifacts")
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def settings_for(**data):

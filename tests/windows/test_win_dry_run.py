@@ -20,7 +20,6 @@ from win_fakes import (
     laragon_machine,
 )
 
-import provisioning.windows.tls as windows_tls
 from provisioning.windows import databases, facts
 
 LARAGON_OPS = [
@@ -69,18 +68,7 @@ SEED_PATHS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch, tmp_path):
-    for name in (
-        "IMPOTS_MYSQL_PASSWORD",
-        "IMPOTS_PGRES_PASSWORD",
-        "IMPOTS_SECRET_KEY",
-        "IMPOTS_SMTP_PASSWORD",
-        "IMPOTS_MYSQL_ADMIN_PASSWORD",
-        "IMPOTS_PGRES_ADMIN_PASSWORD",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(windows_tls, "ARTIFACTS_DIR", tmp_path / "artifacts")
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def names(planned):
@@ -227,11 +215,11 @@ def converge(windows: FakeWindows, planned) -> None:
     for _name, commands, _ in planned:
         for command in commands:
             if isinstance(command, FileUploadCommand):
-                data = (
-                    command.src.getvalue()
-                    if hasattr(command.src, "getvalue")
-                    else open(command.src, "rb").read()
-                )
+                if hasattr(command.src, "getvalue"):
+                    data = command.src.getvalue()
+                else:
+                    with open(command.src, "rb") as source:
+                        data = source.read()
                 if command.dest.endswith(".impots-new") and "secrets" not in command.dest:
                     windows.fact(facts.FileText, data.decode(), path=command.dest[: -len(".impots-new")])
                 elif not command.dest.endswith((".impots-new", ".tar.gz", "impots-requirements.txt")):
