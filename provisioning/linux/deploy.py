@@ -28,6 +28,7 @@ from provisioning.linux.operations.app import (
 from provisioning.linux.operations.content import files_present, folders_present
 from provisioning.linux.operations.databases import database_seeded, mysql_database, postgresql_database
 from provisioning.linux.operations.hosts import hosts_block
+from provisioning.linux.operations.selinux import selinux_configured
 from provisioning.linux.operations.system import (
     line_commented_out,
     packages_installed,
@@ -122,6 +123,7 @@ def deploy_linux(settings: Settings) -> None:
     )
     _folders(platform, paths, lpaths)
     _app(settings, platform, paths, lpaths)
+    _selinux(platform, target["selinux"], paths, lpaths)
     _databases(settings, paths, lpaths)
     tls = _tls(settings, lpaths)
     _apache(settings, platform, paths, lpaths, tls)
@@ -206,6 +208,24 @@ def _app(settings: Settings, platform: LinuxPlatform, paths: AppPaths, lpaths: L
     )
     mod_wsgi_installed(
         name=f"mod_wsgi {MOD_WSGI_VERSION}", venv=paths.venv, apxs=platform.apxs, version=MOD_WSGI_VERSION
+    )
+
+
+def _selinux(platform: LinuxPlatform, mode: str, paths: AppPaths, lpaths: LinuxPaths) -> None:
+    # After the release and the venv exist (restorecon labels what is there), before Apache reloads.
+    root = paths.install_root
+    selinux_configured(
+        name="SELinux booleans and file contexts",
+        platform=platform.family,
+        mode=mode,
+        # _db: MariaDB and PostgreSQL over TCP; the general one: Redis (6379) and the SMTP server.
+        booleans=["httpd_can_network_connect_db", "httpd_can_network_connect"],
+        contexts=[
+            [f"{root}(/.*)?", "httpd_sys_content_t"],
+            [f"{lpaths.instance_dir}/logs(/.*)?", "httpd_sys_rw_content_t"],
+            [f"{paths.venv}/.+\\.so(\\.[^/]+)?", "lib_t"],
+        ],
+        relabel=[root],
     )
 
 

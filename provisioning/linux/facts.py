@@ -70,25 +70,32 @@ def _bind_check_script(address: str) -> str:
     )
 
 
+_SELINUX_MODES = {"1": "enforcing", "0": "permissive"}
+
+
 class TargetPlatform(FactBase[dict]):
     """
     Returns ``{"release_meta": <key/values of /etc/os-release>, "init": "systemd" | "sysvinit",
-    "bind_error": <why bind_address cannot be bound, or None>}``.
+    "selinux": "enforcing" | "permissive" | "disabled", "bind_error": <why bind_address cannot be bound,
+    or None>}``.
 
     + ``init``: systemd only when it is PID 1 (``/run/systemd/system`` exists): containers ship
       ``systemctl`` without running systemd.
     + ``bind_error``: Apache's configtest does not bind, so an address foreign to the target would only
       fail at reload; checked here, before anything changes (``None`` too while python3 is missing).
+    + ``selinux``: from ``/sys/fs/selinux/enforce`` (selinuxfs is mounted only when SELinux is enabled),
+      read in the same round trip so that a host without SELinux pays no extra command.
     """
 
     @staticmethod
     def default() -> dict:
-        return {"release_meta": {}, "init": "sysvinit", "bind_error": None}
+        return {"release_meta": {}, "init": "sysvinit", "selinux": "disabled", "bind_error": None}
 
     def command(self, bind_address: str | None = None) -> str:
         command = (
             "cat /etc/os-release 2>/dev/null; if test -d /run/systemd/system; "
-            "then echo IMPOTS_INIT=systemd; else echo IMPOTS_INIT=sysvinit; fi"
+            "then echo IMPOTS_INIT=systemd; else echo IMPOTS_INIT=sysvinit; fi; "
+            "if test -r /sys/fs/selinux/enforce; then echo IMPOTS_SELINUX=$(cat /sys/fs/selinux/enforce); fi"
         )
         if bind_address and bind_address != "*":
             script = _bind_check_script(bind_address)
@@ -101,7 +108,8 @@ class TargetPlatform(FactBase[dict]):
         values = {key: value.strip("\"'") for key, value in _parse_key_values(output).items()}
         init = values.pop("IMPOTS_INIT", "sysvinit")
         bind_error = values.pop("IMPOTS_BIND_ERROR", None)
-        return {"release_meta": values, "init": init, "bind_error": bind_error}
+        selinux = _SELINUX_MODES.get(values.pop("IMPOTS_SELINUX", ""), "disabled")
+        return {"release_meta": values, "init": init, "selinux": selinux, "bind_error": bind_error}
 
 
 class MissingPackages(FactBase[list]):
@@ -366,4 +374,42 @@ class TlsState(FactBase[dict]):
             elif key == "pem":
                 state["ca_pem"].append(value)
         state["server_sans"].sort()
+        return state
+
+
+class SelinuxState(FactBase[dict]):
+    """
+    Returns the SELinux state the app depends on: ``booleans`` (``{name: "on" | "off"}`` for the given
+    booleans), ``rules`` (``{regex: type}``, the local file-context rules of ``semanage fcontext -l -C``)
+    and ``relabel`` (the first paths under ``paths`` whose label differs from what the rules say, from
+    ``restorecon -R -n -v``). Read only where SELinux is enabled; empty while ``semanage`` is missing.
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {"booleans": {}, "rules": {}, "relabel": []}
+
+    def command(self, booleans: list[str], paths: list[str]) -> str:
+        names = " ".join(_q(b) for b in booleans)
+        quoted = " ".join(_q(p) for p in paths)
+        return (
+            f"getsebool {names} 2>/dev/null | sed 's/^/boolean=/'; "
+            "semanage fcontext -l -C 2>/dev/null | sed 's/^/rule=/'; "
+            f"restorecon -R -n -v {quoted} 2>/dev/null | head -5 | sed 's/^/relabel=/'; true"
+        )
+
+    def process(self, output: list[str]) -> dict:
+        state = self.default()
+        for line in output:
+            key, _, value = line.partition("=")
+            if key == "boolean":
+                name, _, current = value.partition("-->")
+                state["booleans"][name.strip()] = current.strip()
+            elif key == "rule":
+                fields = value.split()
+                context = fields[-1].split(":") if fields else []
+                if len(context) >= 3:  # skips the header and <<None>> rules
+                    state["rules"][fields[0]] = context[2]
+            elif key == "relabel" and value.strip():
+                state["relabel"].append(value.strip())
         return state

@@ -102,6 +102,7 @@ RHEL = LinuxPlatform(
         "mariadb-server",
         "postgresql-server",
         "redis",
+        "policycoreutils-python-utils",  # semanage, for the SELinux file contexts
     ),
     apache_service="httpd",
     apache_user="apache",

@@ -7,6 +7,7 @@ import pytest
 from provisioning.linux.facts import (
     ApacheState,
     PathsState,
+    SelinuxState,
     ServicesState,
     TargetPlatform,
     TlsState,
@@ -124,3 +125,36 @@ def test_tls_state_sorts_sans_and_keeps_the_ca() -> None:
     assert state["ca"] and not state["server_ok"]
     assert state["server_sans"] == ["a-site", "b-site"]
     assert state["ca_pem"] == ["-----BEGIN CERTIFICATE-----", "QUJD"]
+
+
+def test_target_platform_selinux_mode() -> None:
+    assert target(ROCKY_OS_RELEASE)["selinux"] == "disabled"
+    enforcing = TargetPlatform().process([*ROCKY_OS_RELEASE, "IMPOTS_INIT=systemd", "IMPOTS_SELINUX=1"])
+    permissive = TargetPlatform().process([*ROCKY_OS_RELEASE, "IMPOTS_INIT=systemd", "IMPOTS_SELINUX=0"])
+    assert (enforcing["selinux"], permissive["selinux"]) == ("enforcing", "permissive")
+    assert "IMPOTS_SELINUX" not in enforcing["release_meta"]
+    assert "/sys/fs/selinux/enforce" in TargetPlatform().command()
+
+
+def test_selinux_state() -> None:
+    output = [
+        "boolean=httpd_can_network_connect_db --> on",
+        "boolean=httpd_can_network_connect --> off",
+        "rule=SELinux fcontext                                   type               Context",
+        "rule=",
+        "rule=/opt/impots(/.*)?                                  all files          "
+        "system_u:object_r:httpd_sys_content_t:s0",
+        "rule=/opt/impots/instance/logs(/.*)?                    all files          "
+        "system_u:object_r:httpd_sys_rw_content_t:s0",
+        "rule=/srv/old(/.*)?                                     all files          <<None>>",
+        "relabel=Would relabel /opt/impots/app from system_u:object_r:usr_t:s0 to "
+        "system_u:object_r:httpd_sys_content_t:s0",
+    ]
+    state = SelinuxState().process(output)
+    assert state["booleans"] == {"httpd_can_network_connect_db": "on", "httpd_can_network_connect": "off"}
+    assert state["rules"] == {
+        "/opt/impots(/.*)?": "httpd_sys_content_t",
+        "/opt/impots/instance/logs(/.*)?": "httpd_sys_rw_content_t",
+    }
+    assert len(state["relabel"]) == 1 and "/opt/impots/app" in state["relabel"][0]
+    assert SelinuxState().process([]) == SelinuxState.default()
