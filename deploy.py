@@ -9,7 +9,7 @@ import sys
 from pyinfra import host
 
 from provisioning.artifact import ArtifactError
-from provisioning.linux.platforms import UnsupportedPlatform
+from provisioning.linux.platforms import NotRootError, UnsupportedPlatform
 from provisioning.settings import SettingsError, load_settings
 
 
@@ -39,5 +39,5 @@ else:
         deploy_linux(settings)
     except SettingsError as error:
         stop(f"bad host data: {error}")
-    except (UnsupportedPlatform, ArtifactError) as error:
+    except (UnsupportedPlatform, NotRootError, ArtifactError) as error:
         stop(f"{host.name}: {error}")

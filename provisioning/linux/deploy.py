@@ -36,7 +36,7 @@ from provisioning.linux.operations.system import (
     services_running,
 )
 from provisioning.linux.operations.tls import ca_fetched, local_ca_certificate
-from provisioning.linux.platforms import LinuxPlatform, choose_platform
+from provisioning.linux.platforms import LinuxPlatform, NotRootError, choose_platform
 from provisioning.settings import AppPaths, Settings, SettingsError, Site, app_paths
 
 TEMPLATES = REPO_ROOT / "templates"
@@ -104,6 +104,12 @@ def smoke_url(settings: Settings, site: Site) -> str:
 def deploy_linux(settings: Settings) -> None:
     """Provision Apache + mod_wsgi, MariaDB, PostgreSQL, Redis and the impots app on a Linux host."""
     target = host.get_fact(TargetPlatform, bind_address=settings.listen_address)
+    if target["uid"] not in (None, 0):
+        # Without root every step would fail half-way, and --dry would plan changes from unreadable files.
+        raise NotRootError(
+            f"operations would run as uid {target['uid']}, but the deploy needs root: "
+            "run it as root, connect with ssh_user='root', or set _sudo=True in the host's data"
+        )
     platform = choose_platform(target)
     init = target["init"]
     if target["bind_error"]:

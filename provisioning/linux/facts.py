@@ -77,7 +77,7 @@ class TargetPlatform(FactBase[dict]):
     """
     Returns ``{"release_meta": <key/values of /etc/os-release>, "init": "systemd" | "sysvinit",
     "selinux": "enforcing" | "permissive" | "disabled", "bind_error": <why bind_address cannot be bound,
-    or None>}``.
+    or None>, "uid": <the user id operations run as>}``.
 
     + ``init``: systemd only when it is PID 1 (``/run/systemd/system`` exists): containers ship
       ``systemctl`` without running systemd.
@@ -89,13 +89,21 @@ class TargetPlatform(FactBase[dict]):
 
     @staticmethod
     def default() -> dict:
-        return {"release_meta": {}, "init": "sysvinit", "selinux": "disabled", "bind_error": None}
+        return {
+            "release_meta": {},
+            "init": "sysvinit",
+            "selinux": "disabled",
+            "bind_error": None,
+            "uid": None,
+        }
 
     def command(self, bind_address: str | None = None) -> str:
         command = (
             "cat /etc/os-release 2>/dev/null; if test -d /run/systemd/system; "
             "then echo IMPOTS_INIT=systemd; else echo IMPOTS_INIT=sysvinit; fi; "
-            "if test -r /sys/fs/selinux/enforce; then echo IMPOTS_SELINUX=$(cat /sys/fs/selinux/enforce); fi"
+            "if test -r /sys/fs/selinux/enforce; "
+            "then echo IMPOTS_SELINUX=$(cat /sys/fs/selinux/enforce); fi; "
+            "echo IMPOTS_UID=$(id -u)"
         )
         if bind_address and bind_address != "*":
             script = _bind_check_script(bind_address)
@@ -109,7 +117,14 @@ class TargetPlatform(FactBase[dict]):
         init = values.pop("IMPOTS_INIT", "sysvinit")
         bind_error = values.pop("IMPOTS_BIND_ERROR", None)
         selinux = _SELINUX_MODES.get(values.pop("IMPOTS_SELINUX", ""), "disabled")
-        return {"release_meta": values, "init": init, "selinux": selinux, "bind_error": bind_error}
+        uid = values.pop("IMPOTS_UID", "")
+        return {
+            "release_meta": values,
+            "init": init,
+            "selinux": selinux,
+            "bind_error": bind_error,
+            "uid": int(uid) if uid.isdigit() else None,
+        }
 
 
 class MissingPackages(FactBase[list]):

@@ -14,6 +14,10 @@ class UnsupportedPlatform(RuntimeError):
     """The target runs a Linux distribution we have no record for."""
 
 
+class NotRootError(RuntimeError):
+    """Operations would run as an ordinary user: every step of the deploy needs root."""
+
+
 @dataclass(frozen=True)
 class LinuxPlatform:
     family: str  # "debian" or "rhel"

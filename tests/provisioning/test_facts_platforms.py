@@ -158,3 +158,11 @@ def test_selinux_state() -> None:
     }
     assert len(state["relabel"]) == 1 and "/opt/impots/app" in state["relabel"][0]
     assert SelinuxState().process([]) == SelinuxState.default()
+
+
+def test_target_platform_reports_the_user_id_operations_run_as() -> None:
+    assert "id -u" in TargetPlatform().command()
+    assert target([*DEBIAN_OS_RELEASE, "IMPOTS_UID=0"])["uid"] == 0
+    fact = target([*DEBIAN_OS_RELEASE, "IMPOTS_UID=1000"])
+    assert fact["uid"] == 1000 and "IMPOTS_UID" not in fact["release_meta"]
+    assert target(DEBIAN_OS_RELEASE)["uid"] is None
