@@ -148,18 +148,25 @@ def mysql_state_of(args: argparse.Namespace) -> dict:
     return state
 
 
-def mysql_ensure(args: argparse.Namespace) -> None:
-    password = sql_string(required_secret(args.secrets, "mysql_password"))
-    statements = [f"CREATE DATABASE IF NOT EXISTS `{args.database}` CHARACTER SET utf8mb4;"]
+def mysql_account_sql(database: str, user: str, password_sql: str) -> str:
+    """The statements making the database and the user, with ``password_sql`` (an SQL literal, or a
+    placeholder that the Windows deploy replaces on its host) as the password. Also used by
+    provisioning/windows/databases.py, so both platforms create the same accounts."""
+    statements = [f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4;"]
     for host in MYSQL_HOSTS:
-        account = f"{sql_string(args.user)}@{sql_string(host)}"
+        account = f"{sql_string(user)}@{sql_string(host)}"
         statements += [
-            f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {password};",
-            f"ALTER USER {account} IDENTIFIED BY {password};",
-            f"GRANT ALL PRIVILEGES ON `{args.database}`.* TO {account};",
+            f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {password_sql};",
+            f"ALTER USER {account} IDENTIFIED BY {password_sql};",
+            f"GRANT ALL PRIVILEGES ON `{database}`.* TO {account};",
         ]
     statements.append("FLUSH PRIVILEGES;")
-    run_mysql_as_root("\n".join(statements) + "\n")
+    return "\n".join(statements) + "\n"
+
+
+def mysql_ensure(args: argparse.Namespace) -> None:
+    password = sql_string(required_secret(args.secrets, "mysql_password"))
+    run_mysql_as_root(mysql_account_sql(args.database, args.user, password))
     print(f"mysql: database {args.database} and user {args.user} in place")
 
 

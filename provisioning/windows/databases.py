@@ -19,17 +19,21 @@ file, then the app's own ``python -m impots.db.seed <dbms>`` (Contract 2). Diffe
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
+from types import ModuleType
 from typing import Any
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 
+from provisioning.artifact import REPO_ROOT
 from provisioning.settings import Settings, app_paths
 from provisioning.windows.facts import PowerShellJsonFact, ProgramSearch, TcpPortsOpen
 from provisioning.windows.platforms import LARAGON, WindowsPlatform
@@ -397,22 +401,24 @@ $run = Invoke-Program $client $arguments $environment $sql $null
 if ($run.code -ne 0) { throw ($where + ': ' + $run.stderr) }
 """
 
-MYSQL_HOSTS = ("localhost", "127.0.0.1")
-
 
 def mysql_ensure_sql(database: str, user: str) -> str:
     """The statements making the database and the user (``@PASSWORD@``: the quoted password, put in by
-    the script on the host). Names are validated by settings: they need no escaping."""
-    statements = [f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4;"]
-    for account_host in MYSQL_HOSTS:
-        account = f"'{user}'@'{account_host}'"
-        statements += [
-            f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY @PASSWORD@;",
-            f"ALTER USER {account} IDENTIFIED BY @PASSWORD@;",
-            f"GRANT ALL PRIVILEGES ON `{database}`.* TO {account};",
-        ]
-    statements.append("FLUSH PRIVILEGES;")
-    return "\n".join(statements) + "\n"
+    the script on the host). The same builder as the Linux target helper's, so both create the same
+    accounts."""
+    return _linux_helper().mysql_account_sql(database, user, "@PASSWORD@")
+
+
+@functools.cache
+def _linux_helper() -> ModuleType:
+    # files/impots_helper.py is a standalone script pushed to Linux targets (standard library only):
+    # load it by path rather than copy its SQL here.
+    spec = importlib.util.spec_from_file_location(
+        "impots_target_helper", REPO_ROOT / "files" / "impots_helper.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def pgres_statements(database: str, user: str) -> dict[str, str]:
