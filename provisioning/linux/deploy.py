@@ -37,10 +37,10 @@ from provisioning.linux.operations.system import (
 )
 from provisioning.linux.operations.tls import ca_fetched, local_ca_certificate
 from provisioning.linux.platforms import LinuxPlatform, NotRootError, choose_platform
+from provisioning.remote_call import HELPER_NAME, build_helper
 from provisioning.settings import AppPaths, Settings, SettingsError, Site, app_paths
 
 TEMPLATES = REPO_ROOT / "templates"
-FILES = REPO_ROOT / "files"
 MOD_WSGI_VERSION = "6.1.1"
 # Text the smoke check expects in each kind of site's page (spec §6 banner, §10 page).
 SMOKE_EXPECT = {"impots": "Calculez votre impôt", "date-time": "Date et heure du moment"}
@@ -70,7 +70,7 @@ def linux_paths(paths: AppPaths) -> LinuxPaths:
     state_dir = "/var/lib/impots-provisioning"
     return LinuxPaths(
         instance_dir=f"{paths.install_root}/instance",
-        helper=f"{paths.install_root}/bin/impots-helper.py",
+        helper=f"{paths.install_root}/bin/{HELPER_NAME}",
         state_dir=state_dir,
         snapshot=f"{state_dir}/apache-config-before.tar",
         stamp=f"{state_dir}/apache-applied.stamp",
@@ -166,7 +166,7 @@ def _app(settings: Settings, platform: LinuxPlatform, paths: AppPaths, lpaths: L
         files=[
             {
                 "path": lpaths.helper,
-                "src": str(FILES / "impots_helper.py"),
+                "src": str(build_helper()),
                 "user": "root",
                 "group": "root",
                 "mode": "700",

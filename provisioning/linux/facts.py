@@ -13,7 +13,9 @@ import shlex
 from typing import Any
 
 from pyinfra import host, state
-from pyinfra.api import FactBase
+from pyinfra.api import FactBase, QuoteString, StringCommand
+
+from provisioning.remote_call import HelperCall
 
 
 def _q(value: str) -> str:
@@ -334,15 +336,16 @@ class VenvState(FactBase[dict]):
 
 class HelperJson(FactBase[dict]):
     """
-    Returns the JSON a read-only subcommand of our target helper (``files/impots_helper.py``) prints,
-    or ``None`` while the helper is not installed yet. Used for secrets and database state: the helper
-    reads passwords from the secrets file itself, so none travels on a command line.
+    Returns the JSON a query of our target helper prints (``call``: a typed query of
+    ``provisioning.remote_call``, e.g. ``secrets_status``), or ``None`` while the helper is not
+    installed yet. Used for secrets and database state: the helper reads passwords from the secrets
+    file itself, so none travels on a command line.
     """
 
-    def command(self, helper: str, arguments: list[str]) -> str:
-        args = " ".join(_q(a) for a in arguments)
-        run = f"python3 {_q(helper)} {args}"
-        return f"if test -f {_q(helper)} && command -v python3 >/dev/null; then {run}; fi"
+    def command(self, call: HelperCall) -> StringCommand:
+        return StringCommand(
+            "if test -f", QuoteString(call.helper), "&& command -v python3 >/dev/null; then", call, "; fi"
+        )
 
     def process(self, output: list[str]) -> dict | None:
         text = "\n".join(output).strip()

@@ -19,21 +19,18 @@ file, then the app's own ``python -m impots.db.seed <dbms>`` (Contract 2). Diffe
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
-from types import ModuleType
 from typing import Any
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 
-from provisioning.artifact import REPO_ROOT
+from provisioning.remote.sql import mysql_account_sql, pg_account_sql, pg_state_sql
 from provisioning.settings import Settings, app_paths
 from provisioning.windows.facts import PowerShellJsonFact, ProgramSearch, TcpPortsOpen
 from provisioning.windows.platforms import LARAGON, WindowsPlatform
@@ -406,36 +403,19 @@ def mysql_ensure_sql(database: str, user: str) -> str:
     """The statements making the database and the user (``@PASSWORD@``: the quoted password, put in by
     the script on the host). The same builder as the Linux target helper's, so both create the same
     accounts."""
-    return _linux_helper().mysql_account_sql(database, user, "@PASSWORD@")
-
-
-@functools.cache
-def _linux_helper() -> ModuleType:
-    # files/impots_helper.py is a standalone script pushed to Linux targets (standard library only):
-    # load it by path rather than copy its SQL here.
-    spec = importlib.util.spec_from_file_location(
-        "impots_target_helper", REPO_ROOT / "files" / "impots_helper.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return mysql_account_sql(database, user, "@PASSWORD@")
 
 
 def pgres_statements(database: str, user: str) -> dict[str, str]:
-    """The state query (``role|database|owner`` as 1/0) and the statements the script picks from."""
+    """The state query (``role|database|owner`` as 1/0) and the statements the script picks from
+    (the Linux target helper's builders, ``@PASSWORD@`` put in by the script)."""
+    statements = pg_account_sql(database, user, "@PASSWORD@")
     return {
-        "statesql": (
-            f"SELECT (SELECT count(*) FROM pg_roles WHERE rolname = '{user}'),"
-            f" (SELECT count(*) FROM pg_database WHERE datname = '{database}'),"
-            " (SELECT count(*) FROM pg_database d JOIN pg_roles r ON d.datdba = r.oid"
-            f" WHERE d.datname = '{database}' AND r.rolname = '{user}');\n"
-        ),
-        "createrole": f'CREATE ROLE "{user}" LOGIN PASSWORD @PASSWORD@;',
-        "alterrole": f'ALTER ROLE "{user}" WITH LOGIN PASSWORD @PASSWORD@;',
-        "createdatabase": (
-            f'CREATE DATABASE "{database}" OWNER "{user}" ENCODING \'UTF8\' TEMPLATE template0;'
-        ),
-        "alterowner": f'ALTER DATABASE "{database}" OWNER TO "{user}";',
+        "statesql": pg_state_sql(database, user),
+        "createrole": statements.create_role,
+        "alterrole": statements.alter_role,
+        "createdatabase": statements.create_database,
+        "alterowner": statements.alter_owner,
     }
 
 

@@ -6,11 +6,10 @@ The files themselves are written by ``content.files_present(..., before=snapshot
 
 from __future__ import annotations
 
-import shlex
-
 from pyinfra import host
-from pyinfra.api import operation
+from pyinfra.api import StringCommand, operation
 
+from provisioning import remote_call
 from provisioning.linux.facts import ApacheEnabledItems, ApacheState, ManagedVhosts
 from provisioning.linux.operations.system import enable_command
 from provisioning.linux.platforms import platform_record
@@ -20,8 +19,9 @@ _DEBIAN_KINDS = {"mod": ("mods", ".load"), "site": ("sites", ".conf"), "conf": (
 
 
 def snapshot_command(helper: str, config_root: str, snapshot: str) -> str:
-    """Keep the last working configuration (once per change) so a failed configtest can restore it."""
-    return f"python3 {helper} apache-snapshot {config_root} {snapshot}"
+    """Keep the last working configuration (once per change) so a failed configtest can restore it.
+    As text: ``files_present(before=...)`` takes a shell command string."""
+    return str(remote_call.apache_snapshot(helper, config_root, snapshot))
 
 
 @operation()
@@ -30,7 +30,7 @@ def apache_enabled(items: list[list], helper: str, snapshot: str):
     Enable or disable Debian Apache modules, sites and confs (``a2enmod``/``a2dismod``...).
 
     + items: ``[kind, name, enabled]`` triples; kind is ``mod``, ``site`` or ``conf``
-    + helper: target path of ``impots-helper.py``
+    + helper: target path of the helper zipapp (``impots-helper.pyz``)
     + snapshot: the configuration snapshot (taken before the first change)
 
     **Example:**
@@ -40,7 +40,7 @@ def apache_enabled(items: list[list], helper: str, snapshot: str):
         apache_enabled(
             name="Modules",
             items=[["mod", "ssl", True], ["mod", "wsgi", False]],
-            helper="/opt/impots/bin/impots-helper.py",
+            helper="/opt/impots/bin/impots-helper.pyz",
             snapshot="/var/lib/impots-provisioning/apache-config-before.tar",
         )
     """
@@ -55,7 +55,7 @@ def apache_enabled(items: list[list], helper: str, snapshot: str):
     if not commands:
         host.noop(f"{len(items)} Apache modules, sites and confs are already as wanted")
         return
-    yield snapshot_command(helper, "/etc/apache2", snapshot)
+    yield remote_call.apache_snapshot(helper, "/etc/apache2", snapshot)
     yield from commands
 
 
@@ -67,7 +67,7 @@ def stale_vhosts_removed(platform: str, keep: list[str], helper: str, snapshot: 
 
     + platform: platform family (``debian`` or ``rhel``)
     + keep: site names of the data
-    + helper: target path of ``impots-helper.py``
+    + helper: target path of the helper zipapp (``impots-helper.pyz``)
     + snapshot: the configuration snapshot (taken before the first change)
     """
     record = platform_record(platform)
@@ -75,7 +75,7 @@ def stale_vhosts_removed(platform: str, keep: list[str], helper: str, snapshot: 
     if not stale:
         host.noop("no vhost of a removed site")
         return
-    yield snapshot_command(helper, record.apache_config_root, snapshot)
+    yield remote_call.apache_snapshot(helper, record.apache_config_root, snapshot)
     for name in stale:
         if record.uses_a2en:
             yield f"a2dissite -q {name}"
@@ -103,7 +103,7 @@ def apache_applied(
 
     + platform: platform family (``debian`` or ``rhel``)
     + init: ``systemd`` or ``sysvinit``
-    + helper: target path of ``impots-helper.py``
+    + helper: target path of the helper zipapp (``impots-helper.pyz``)
     + snapshot: the configuration snapshot written before the first change
     + stamp: file touched after a successful apply
     + watched: paths whose modification requires a reload
@@ -120,32 +120,36 @@ def apache_applied(
         yield enable_command(record.family, init, service)
         return
     config_root = record.apache_config_root
-    yield (
-        f"if ! impots_test=$({record.apachectl} configtest 2>&1); then "
-        f"python3 {helper} apache-restore {config_root} {snapshot} >&2; "
-        'printf "%s\\n" "$impots_test" >&2; '
+    yield StringCommand(
+        f"if ! impots_test=$({record.apachectl} configtest 2>&1); then",
+        remote_call.apache_restore(helper, config_root, snapshot),
+        '>&2; printf "%s\\n" "$impots_test" >&2; '
         "echo 'impots: apachectl configtest failed: the previous configuration was restored "
-        "and Apache was not restarted' >&2; exit 1; fi"
+        "and Apache was not restarted' >&2; exit 1; fi",
     )
-    start = f"systemctl start {service}" if init == "systemd" else f"service {service} start"
-    reload = f"systemctl reload {service}" if init == "systemd" else f"{record.apachectl} graceful"
-    status = f"systemctl is-active --quiet {service}" if init == "systemd" else f"service {service} status"
-    yield (
-        f"python3 {helper} apache-reload {config_root} {snapshot} "
-        f"--command {shlex.quote(reload if state['running'] else start)} --start {shlex.quote(start)} "
-        f"--status {shlex.quote(status)} --error-log {record.apache_error_log}"
+    systemd = init == "systemd"
+    start = ["systemctl", "start", service] if systemd else ["service", service, "start"]
+    reload = ["systemctl", "reload", service] if systemd else [record.apachectl, "graceful"]
+    status = ["systemctl", "is-active", "--quiet", service] if systemd else ["service", service, "status"]
+    yield remote_call.apache_reload(
+        helper,
+        config_root,
+        snapshot,
+        command=reload if state["running"] else start,
+        start=start,
+        status=status,
+        error_log=record.apache_error_log,
     )
     if not state["enabled"]:
         yield enable_command(record.family, init, service)
     for check in smoke_checks:
-        arguments = [
-            f"--name {check['name']}",
-            f"--url {shlex.quote(check['url'])}",
-            f"--address {address}",
-            f"--expect {shlex.quote(check['expect'])}",
-            f"--error-log {check['error_log']}",
-        ]
-        if check.get("cacert"):
-            arguments.append(f"--cacert {check['cacert']}")
-        yield f"python3 {helper} smoke {' '.join(arguments)}"
+        yield remote_call.smoke_check(
+            helper,
+            name=check["name"],
+            url=check["url"],
+            address=address,
+            expect=check["expect"],
+            error_log=check["error_log"],
+            cacert=check.get("cacert"),
+        )
     yield f"rm -f {snapshot} && touch {stamp}"

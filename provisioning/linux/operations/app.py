@@ -12,6 +12,7 @@ from pyinfra.api import FileUploadCommand, operation
 from pyinfra.api.util import get_file_sha256
 from pyinfra.facts.files import Sha256File
 
+from provisioning import remote_call
 from provisioning.linux.facts import HelperJson, SymlinkTarget, VenvState, cached_fact
 
 
@@ -124,24 +125,22 @@ def secrets_file(
     by data/environment are written, missing ones in ``generate`` are generated ONCE on the target.
     Compared by sha256 through the helper, so values never travel back or appear in any output.
 
-    + helper: target path of ``impots-helper.py``
+    + helper: target path of the helper zipapp (``impots-helper.pyz``)
     + path: target path of the secrets file
     + group: group allowed to read it (the Apache user's)
     + given: key -> value from data or environment
     + generate: keys to generate when absent (e.g. ``secret_key``)
     + upload_dir: root-only (0700) folder where given values transit
     """
-    status = host.get_fact(HelperJson, helper=helper, arguments=["secrets-status", path]) or {}
+    status = host.get_fact(HelperJson, call=remote_call.secrets_status(helper, path)) or {}
     kept = status.get("values")
     stale = kept is None or any(kept.get(k) != secret_digest(v) for k, v in given.items())
     stale = stale or any(k not in kept for k in generate)
     if stale:
-        given_file = f"{upload_dir}/given-secrets.json"
-        arguments = [f"--group {group}", f"--generate {','.join(generate)}"]
-        if given:
+        given_file = f"{upload_dir}/given-secrets.json" if given else None
+        if given_file:
             yield FileUploadCommand(StringIO(json.dumps(dict(given), sort_keys=True)), given_file)
-            arguments.append(f"--given {given_file}")
-        yield f"python3 {helper} secrets-merge {path} {' '.join(arguments)}"
+        yield remote_call.secrets_merge(helper, path, group, generate, given_file)
         return
     if (status.get("user"), status.get("group"), status.get("mode")) == ("root", group, "640"):
         host.noop(f"{path} already holds every secret")

@@ -9,13 +9,14 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import operation
 
+from provisioning import remote_call
 from provisioning.linux.facts import HelperJson, cached_fact
 
 
 def database_state(helper: str, secrets: str, database: str, user: str, dbms: list[str], venv: str, app: str):
     """Both DBMS and their seed status in one helper call, shared by the three operations below."""
-    arguments = ["db-state", secrets, database, user, "--dbms", ",".join(dbms), "--venv", venv, "--app", app]
-    return cached_fact(HelperJson, helper=helper, arguments=arguments) or {}
+    call = remote_call.database_state(helper, secrets, database, user, dbms, venv, app)
+    return cached_fact(HelperJson, call=call) or {}
 
 
 @operation()
@@ -25,7 +26,7 @@ def mysql_database(helper: str, secrets: str, database: str, user: str, dbms: li
     all rights on the database) with the password of the secrets file; no change when all of it is
     in place and the user can log in with that password.
 
-    + helper: target path of ``impots-helper.py``
+    + helper: target path of the helper zipapp (``impots-helper.pyz``)
     + secrets: target path of the app's secrets file (``mysql_password``)
     + database: database name, e.g. ``dbimpots-2019``
     + user: account name, e.g. ``admimpots``
@@ -35,7 +36,7 @@ def mysql_database(helper: str, secrets: str, database: str, user: str, dbms: li
     if all(state.get(k) for k in ("database", "user", "grants", "password")):
         host.noop(f"MariaDB database {database} and user {user} are already in place")
         return
-    yield f"python3 {helper} mysql-ensure {secrets} {database} {user}"
+    yield remote_call.mysql_ensure(helper, secrets, database, user)
 
 
 @operation()
@@ -46,7 +47,7 @@ def postgresql_database(
     Create the PostgreSQL role (login, password of the secrets file) and its database (owned by
     it); no change when both exist, the owner is right and the role can log in over 127.0.0.1.
 
-    + helper: target path of ``impots-helper.py``
+    + helper: target path of the helper zipapp (``impots-helper.pyz``)
     + secrets: target path of the app's secrets file (``pgres_password``)
     + database: database name, e.g. ``dbimpots-2019``
     + user: role name, e.g. ``admimpots``
@@ -56,7 +57,7 @@ def postgresql_database(
     if all(state.get(k) for k in ("database", "user", "owner", "password")):
         host.noop(f"PostgreSQL database {database} owned by {user} is already in place")
         return
-    yield f"python3 {helper} pg-ensure {secrets} {database} {user}"
+    yield remote_call.pg_ensure(helper, secrets, database, user)
 
 
 @operation()
