@@ -1,4 +1,5 @@
-"""The target helper (files/impots_helper.py) against the real MariaDB and PostgreSQL of this machine.
+"""The target helper (the ``provisioning/remote`` zipapp) against the real MariaDB and PostgreSQL of
+this machine, called exactly as the deploy calls it: the typed call's command line run by ``sh -c``.
 
 Each test uses its own throwaway database and account, dropped afterwards; the shared servers and
 the deploy's own database are never touched.
@@ -10,21 +11,27 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
+from pyinfra.api import StringCommand
 
-HELPER = Path(__file__).resolve().parents[2] / "files" / "impots_helper.py"
+from provisioning import remote_call
 
 
-def helper(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module")
+def pyz(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(remote_call.build_helper(tmp_path_factory.mktemp("helper")))
+
+
+def run(command: StringCommand, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a typed call as pyinfra runs it on a target: one ``sh -c`` line."""
     result = subprocess.run(
-        [sys.executable, str(HELPER), *args], capture_output=True, text=True, check=False, cwd="/"
+        ["sh", "-c", command.get_raw_value()], capture_output=True, text=True, check=False, cwd="/"
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"helper {args[0]} exited {result.returncode}: {result.stderr}")
+        raise AssertionError(f"{command} exited {result.returncode}: {result.stderr}")
     return result
 
 
@@ -39,90 +46,88 @@ def names() -> tuple[str, str]:
     return f"impots-helper-test-{suffix}", f"impots_helper_{suffix}"
 
 
-def test_secrets_generated_once_then_kept(tmp_path: Path) -> None:
-    secrets = tmp_path / "secrets.json"
-    helper("secrets-merge", str(secrets), "--group", "www-data", "--generate", "secret_key,mysql_password")
-    first = json.loads(secrets.read_text())
+def test_secrets_generated_once_then_kept(pyz: str, tmp_path: Path) -> None:
+    secrets = str(tmp_path / "secrets.json")
+    generate = ["secret_key", "mysql_password"]
+    run(remote_call.secrets_merge(pyz, secrets, "www-data", generate, None))
+    first = json.loads(Path(secrets).read_text())
     assert set(first) == {"secret_key", "mysql_password"}
     assert all(len(value) >= 32 for value in first.values())
-    info = secrets.stat()
+    info = os.stat(secrets)
     assert stat.S_IMODE(info.st_mode) == 0o640 and info.st_uid == 0
 
-    helper("secrets-merge", str(secrets), "--group", "www-data", "--generate", "secret_key,mysql_password")
-    assert json.loads(secrets.read_text()) == first
+    run(remote_call.secrets_merge(pyz, secrets, "www-data", generate, None))
+    assert json.loads(Path(secrets).read_text()) == first
 
     given = tmp_path / "given.json"
     given.write_text(json.dumps({"mysql_password": "given-password-1"}))
-    helper(
-        "secrets-merge",
-        str(secrets),
-        "--group",
-        "www-data",
-        "--given",
-        str(given),
-        "--generate",
-        "secret_key",
-    )
-    merged = json.loads(secrets.read_text())
+    run(remote_call.secrets_merge(pyz, secrets, "www-data", ["secret_key"], str(given)))
+    merged = json.loads(Path(secrets).read_text())
     assert merged == {**first, "mysql_password": "given-password-1"}
     assert not given.exists(), "the file of given values must be deleted after reading"
 
 
-def test_secrets_status_shows_digests_never_values(tmp_path: Path) -> None:
+def test_secrets_status_shows_digests_never_values(pyz: str, tmp_path: Path) -> None:
     secrets = tmp_path / "secrets.json"
     write_secrets(secrets, {"secret_key": "top-secret-value-1"})
-    status = json.loads(helper("secrets-status", str(secrets)).stdout)
+    status = json.loads(run(remote_call.secrets_status(pyz, str(secrets))).stdout)
     assert "top-secret-value-1" not in json.dumps(status)
     assert set(status["values"]) == {"secret_key"} and len(status["values"]["secret_key"]) == 64
     assert (status["user"], status["mode"]) == ("root", "600")
 
 
-def db_state(secrets: Path, database: str, user: str, dbms: str) -> dict:
-    out = helper(
-        "db-state", str(secrets), database, user, "--dbms", dbms, "--venv", "/nonexistent", "--app", "/x"
-    )
-    return json.loads(out.stdout)
+def test_unknown_group_is_refused_before_any_write(pyz: str, tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.json"
+    result = run(remote_call.secrets_merge(pyz, str(secrets), "no-such-group", ["secret_key"], None), False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"impots-helper: no group 'no-such-group' on this host to own {secrets}"
+    assert not secrets.exists()
 
 
-def test_mysql_account_lifecycle(tmp_path: Path, names: tuple[str, str]) -> None:
+def db_state(pyz: str, secrets: Path, database: str, user: str, dbms: str) -> dict:
+    call = remote_call.database_state(pyz, str(secrets), database, user, [dbms], "/nonexistent", "/x")
+    return json.loads(run(call).stdout)
+
+
+def test_mysql_account_lifecycle(pyz: str, tmp_path: Path, names: tuple[str, str]) -> None:
     database, user = names
     secrets = tmp_path / "secrets.json"
     write_secrets(secrets, {"mysql_password": "first-password-1"})
     try:
-        state = db_state(secrets, database, user, "mysql")
+        state = db_state(pyz, secrets, database, user, "mysql")
         assert state["mysql"] == {"database": False, "user": False, "grants": False, "password": False}
         assert state["seed"] == {"mysql": 127}
 
-        helper("mysql-ensure", str(secrets), database, user)
-        assert all(db_state(secrets, database, user, "mysql")["mysql"].values())
+        run(remote_call.mysql_ensure(pyz, str(secrets), database, user))
+        assert all(db_state(pyz, secrets, database, user, "mysql")["mysql"].values())
 
         # A new password in the secrets file: the state sees it without reading it back, ensure applies it.
         write_secrets(secrets, {"mysql_password": "second-pass'word\\2"})
-        state = db_state(secrets, database, user, "mysql")["mysql"]
+        state = db_state(pyz, secrets, database, user, "mysql")["mysql"]
         assert state == {"database": True, "user": True, "grants": True, "password": False}
-        helper("mysql-ensure", str(secrets), database, user)
-        assert all(db_state(secrets, database, user, "mysql")["mysql"].values())
+        run(remote_call.mysql_ensure(pyz, str(secrets), database, user))
+        assert all(db_state(pyz, secrets, database, user, "mysql")["mysql"].values())
     finally:
         sql = f"DROP DATABASE IF EXISTS `{database}`;"
         sql += "".join(f"DROP USER IF EXISTS '{user}'@'{host}';" for host in ("localhost", "127.0.0.1"))
         subprocess.run(["mysql"], input=sql, text=True, check=True)
 
 
-def test_postgresql_account_lifecycle(tmp_path: Path, names: tuple[str, str]) -> None:
+def test_postgresql_account_lifecycle(pyz: str, tmp_path: Path, names: tuple[str, str]) -> None:
     database, user = names
     secrets = tmp_path / "secrets.json"
     write_secrets(secrets, {"pgres_password": "first-password-1"})
     try:
-        state = db_state(secrets, database, user, "pgres")
+        state = db_state(pyz, secrets, database, user, "pgres")
         assert state["pgres"] == {"user": False, "database": False, "owner": False, "password": False}
 
-        helper("pg-ensure", str(secrets), database, user)
-        assert all(db_state(secrets, database, user, "pgres")["pgres"].values())
+        run(remote_call.pg_ensure(pyz, str(secrets), database, user))
+        assert all(db_state(pyz, secrets, database, user, "pgres")["pgres"].values())
 
         write_secrets(secrets, {"pgres_password": "second:pass'word"})
-        assert db_state(secrets, database, user, "pgres")["pgres"]["password"] is False
-        helper("pg-ensure", str(secrets), database, user)
-        assert all(db_state(secrets, database, user, "pgres")["pgres"].values())
+        assert db_state(pyz, secrets, database, user, "pgres")["pgres"]["password"] is False
+        run(remote_call.pg_ensure(pyz, str(secrets), database, user))
+        assert all(db_state(pyz, secrets, database, user, "pgres")["pgres"].values())
     finally:
         sql = f'DROP DATABASE IF EXISTS "{database}";\nDROP ROLE IF EXISTS "{user}";\n'
         subprocess.run(
@@ -130,30 +135,89 @@ def test_postgresql_account_lifecycle(tmp_path: Path, names: tuple[str, str]) ->
         )
 
 
-def test_ensure_without_password_names_the_problem(tmp_path: Path, names: tuple[str, str]) -> None:
+def test_ensure_without_password_names_the_problem(pyz: str, tmp_path: Path, names: tuple[str, str]) -> None:
     secrets = tmp_path / "secrets.json"
     write_secrets(secrets, {})
-    result = helper("mysql-ensure", str(secrets), *names, check=False)
+    result = run(remote_call.mysql_ensure(pyz, str(secrets), *names), check=False)
     assert result.returncode == 1
     assert f"{secrets} has no mysql_password" in result.stderr
+    assert result.stderr.count("\n") == 1, "one line, no traceback"
 
 
-def test_apache_snapshot_and_restore(tmp_path: Path) -> None:
-    config = tmp_path / "apache2"
+def test_unknown_dbms_is_a_usage_error(pyz: str, tmp_path: Path) -> None:
+    call = remote_call.database_state(pyz, str(tmp_path / "s.json"), "d", "u", ["oracle"], "/v", "/a")
+    result = run(call, check=False)
+    assert result.returncode == 2
+    assert result.stderr == "impots-helper: unknown DBMS oracle (known: mysql, pgres)\n"
+
+
+def apache_config(root: Path) -> Path:
+    config = root / "apache2"
     (config / "sites-enabled").mkdir(parents=True)
     (config / "sites-available").mkdir()
     (config / "sites-available" / "a.conf").write_text("good\n")
     os.symlink("../sites-available/a.conf", config / "sites-enabled" / "a.conf")
+    return config
+
+
+def test_apache_snapshot_and_restore(pyz: str, tmp_path: Path) -> None:
+    config = apache_config(tmp_path)
     snapshot = tmp_path / "state" / "before.tar"
 
-    helper("apache-snapshot", str(config), str(snapshot))
+    run(remote_call.apache_snapshot(pyz, str(config), str(snapshot)))
     (config / "sites-available" / "a.conf").write_text("bad\n")
     (config / "sites-available" / "b.conf").write_text("new\n")
-    helper("apache-snapshot", str(config), str(snapshot))  # kept: still the last good configuration
+    # kept: still the last good configuration
+    run(remote_call.apache_snapshot(pyz, str(config), str(snapshot)))
 
-    helper("apache-restore", str(config), str(snapshot))
+    run(remote_call.apache_restore(pyz, str(config), str(snapshot)))
     assert (config / "sites-available" / "a.conf").read_text() == "good\n"
     assert not (config / "sites-available" / "b.conf").exists()
     assert os.readlink(config / "sites-enabled" / "a.conf") == "../sites-available/a.conf"
     assert not snapshot.exists()
     assert (tmp_path / "state" / "apache-config-rejected" / "sites-available" / "b.conf").exists()
+
+
+def test_restore_without_snapshot_names_it(pyz: str, tmp_path: Path) -> None:
+    config = apache_config(tmp_path)
+    result = run(remote_call.apache_restore(pyz, str(config), str(tmp_path / "none.tar")), check=False)
+    assert (result.returncode, result.stderr) == (
+        1,
+        f"impots-helper: no snapshot {tmp_path}/none.tar to restore\n",
+    )
+    assert (config / "sites-available" / "a.conf").read_text() == "good\n"
+
+
+def append_to(log: Path, line: str) -> list[str]:
+    """A stand-in for ``apachectl``: writes what Apache would write in its error log."""
+    return ["sh", "-c", f"echo '{line}' >> {log}"]
+
+
+def test_apache_reload_waits_for_the_new_configuration(pyz: str, tmp_path: Path) -> None:
+    config, log = apache_config(tmp_path), tmp_path / "error.log"
+    call = remote_call.apache_reload(
+        pyz, str(config), str(tmp_path / "before.tar"),
+        command=append_to(log, "AH00493: graceful restart; resuming normal operations"),
+        start=["false"], status=["true"], error_log=str(log),
+    )  # fmt: skip
+    assert run(call).stdout.endswith(f">> {log}': Apache serves the new configuration\n")
+
+
+def test_apache_that_dies_on_reload_gets_its_previous_configuration_back(pyz: str, tmp_path: Path) -> None:
+    config, log = apache_config(tmp_path), tmp_path / "error.log"
+    snapshot = tmp_path / "state" / "before.tar"
+    run(remote_call.apache_snapshot(pyz, str(config), str(snapshot)))
+    (config / "sites-available" / "a.conf").write_text("Listen 203.0.113.9:443\n")
+    call = remote_call.apache_reload(
+        pyz, str(config), str(snapshot),
+        command=append_to(log, "AH00015: Unable to open logs"),
+        start=append_to(log, "AH00489: Apache configured -- resuming normal operations"),
+        status=["false"], error_log=str(log),
+    )  # fmt: skip
+    result = run(call, check=False)
+    assert result.returncode == 1
+    assert "AH00015: Unable to open logs" in result.stderr  # the details, before the one-line verdict
+    verdict = result.stderr.splitlines()[-1]
+    assert verdict.startswith("impots-helper: Apache did not come back after `sh -c 'echo ")
+    assert verdict.endswith(": the previous configuration was restored and Apache started again")
+    assert (config / "sites-available" / "a.conf").read_text() == "good\n"
