@@ -150,7 +150,7 @@ def apache_reload(
 
 
 def smoke_check(
-    helper: str, name: str, url: str, address: str, expect: str, error_log: str, cacert: str | None
+    helper: str, name: str, url: str, address: str, expect: str, error_log: str, cacert: str | None = None
 ) -> HelperCall:
     """GET ``url`` over verified HTTPS with ``name`` resolved to ``address``; fail unless it answers
     200 with ``expect`` in the page (``cacert``: the trust anchor, ``None``: the system's)."""

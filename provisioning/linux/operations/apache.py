@@ -82,6 +82,25 @@ def stale_vhosts_removed(platform: str, keep: list[str], helper: str, snapshot: 
         yield f"rm -f {record.site_file(name)}"
 
 
+def _configtest_or_restore(apachectl: str, restore: StringCommand) -> StringCommand:
+    """``apachectl configtest``; on failure ``restore`` the snapshot and stop with the test's message."""
+    return StringCommand(
+        f"if ! impots_test=$({apachectl} configtest 2>&1); then",
+        restore,
+        '>&2; printf "%s\\n" "$impots_test" >&2; '
+        "echo 'impots: apachectl configtest failed: the previous configuration was restored "
+        "and Apache was not restarted' >&2; exit 1; fi",
+    )
+
+
+def _service_commands(apachectl: str, init: str, service: str) -> tuple[list[str], list[str], list[str]]:
+    """The start, graceful reload and "is it running" commands of Apache's service."""
+    if init == "systemd":
+        status = ["systemctl", "is-active", "--quiet", service]
+        return ["systemctl", "start", service], ["systemctl", "reload", service], status
+    return ["service", service, "start"], [apachectl, "graceful"], ["service", service, "status"]
+
+
 @operation()
 def apache_applied(
     platform: str,
@@ -120,17 +139,8 @@ def apache_applied(
         yield enable_command(record.family, init, service)
         return
     config_root = record.apache_config_root
-    yield StringCommand(
-        f"if ! impots_test=$({record.apachectl} configtest 2>&1); then",
-        remote_call.apache_restore(helper, config_root, snapshot),
-        '>&2; printf "%s\\n" "$impots_test" >&2; '
-        "echo 'impots: apachectl configtest failed: the previous configuration was restored "
-        "and Apache was not restarted' >&2; exit 1; fi",
-    )
-    systemd = init == "systemd"
-    start = ["systemctl", "start", service] if systemd else ["service", service, "start"]
-    reload = ["systemctl", "reload", service] if systemd else [record.apachectl, "graceful"]
-    status = ["systemctl", "is-active", "--quiet", service] if systemd else ["service", service, "status"]
+    yield _configtest_or_restore(record.apachectl, remote_call.apache_restore(helper, config_root, snapshot))
+    start, reload, status = _service_commands(record.apachectl, init, service)
     yield remote_call.apache_reload(
         helper,
         config_root,
@@ -143,13 +153,5 @@ def apache_applied(
     if not state["enabled"]:
         yield enable_command(record.family, init, service)
     for check in smoke_checks:
-        yield remote_call.smoke_check(
-            helper,
-            name=check["name"],
-            url=check["url"],
-            address=address,
-            expect=check["expect"],
-            error_log=check["error_log"],
-            cacert=check.get("cacert"),
-        )
+        yield remote_call.smoke_check(helper, address=address, **check)
     yield f"rm -f {snapshot} && touch {stamp}"
