@@ -12,10 +12,18 @@ from pyinfra.api import operation
 from provisioning.linux.facts import HelperJson, cached_fact
 
 
+def database_state_query(
+    helper: str, secrets: str, database: str, user: str, dbms: list[str], venv: str, app: str
+) -> dict:
+    """The ``HelperJson`` arguments of the one state query the three operations below share."""
+    arguments = ["db-state", secrets, database, user, "--dbms", ",".join(dbms), "--venv", venv, "--app", app]
+    return {"helper": helper, "arguments": arguments}
+
+
 def database_state(helper: str, secrets: str, database: str, user: str, dbms: list[str], venv: str, app: str):
     """Both DBMS and their seed status in one helper call, shared by the three operations below."""
-    arguments = ["db-state", secrets, database, user, "--dbms", ",".join(dbms), "--venv", venv, "--app", app]
-    return cached_fact(HelperJson, helper=helper, arguments=arguments) or {}
+    query = database_state_query(helper, secrets, database, user, dbms, venv, app)
+    return cached_fact(HelperJson, **query) or {}
 
 
 @operation()
