@@ -77,6 +77,11 @@ class TargetPaths(AppPaths):
         return f"{self.state_dir}/apache-applied.stamp"
 
     @property
+    def data_stamp(self) -> str:
+        """Touched when the deploy repairs the tax data: the apps must reload to read it."""
+        return f"{self.state_dir}/data-seeded.stamp"
+
+    @property
     def instance_config(self) -> str:
         return f"{self.instance_dir}/impots.json"
 
@@ -167,6 +172,7 @@ def host_plan(host_name: str, settings: Settings, platform: PlatformRecord) -> H
             f"{paths.venv}/.impots-requirements.sha256",
             paths.instance_config,
             paths.instance_secrets,
+            paths.data_stamp,
             tls.cert,
             tls.key,
         ),
@@ -252,9 +258,21 @@ def _load_template(name: str) -> str:
     return resources.files("provisioning").joinpath("templates", *name.split("/")).read_text("utf-8")
 
 
+def security_headers(settings: Settings) -> list[tuple[str, str]]:
+    """The response headers every site sends (the vhost template sets them in Apache)."""
+    return [
+        ("Strict-Transport-Security", f"max-age={getattr(settings, 'hsts_max_age', 31536000)}"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Content-Security-Policy", "frame-ancestors 'none'"),
+        ("Referrer-Policy", "same-origin"),
+    ]
+
+
 TEMPLATES = Environment(
     loader=FunctionLoader(_load_template), undefined=StrictUndefined, keep_trailing_newline=True
 )
+TEMPLATES.globals["security_headers"] = security_headers
 
 
 def render(template: str, **variables: Any) -> str:

@@ -182,7 +182,7 @@ def _databases(plan: HostPlan) -> None:
     if "pgres" in plan.databases.dbms:
         postgresql_database(name="PostgreSQL database and role", **query)
     if plan.databases.dbms:
-        database_seeded(name="Schema and data (impots.db.seed)", **query)
+        database_seeded(name="Schema and data (impots.db.seed)", touch=plan.paths.data_stamp, **query)
 
 
 def apache_files(plan: HostPlan) -> list[dict]:
@@ -256,9 +256,15 @@ def _apache(plan: HostPlan, files: list[dict]) -> None:
 
 def enabled_items(plan: HostPlan) -> list[list]:
     # The first LoadModule wsgi_module wins silently: Debian's own mod_wsgi must stay off.
+    # Debian's own defaults that expose the server: its default site, mod_status's /server-status on
+    # every vhost, and security.conf (ServerTokens OS), replaced by our impots.conf.
     items = [
         ["mod", "wsgi", False],
+        ["mod", "status", False],
+        ["site", "000-default", False],
+        ["conf", "security", False],
         ["mod", "ssl", True],
+        ["mod", "headers", True],
         ["mod", "wsgi_impots", True],
         ["conf", "impots", True],
     ]

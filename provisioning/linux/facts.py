@@ -325,11 +325,12 @@ class PathsState(FactBase[dict]):
 
 class SymlinkTarget(FactBase[str]):
     """
-    Returns where a symbolic link points (``readlink``), or ``None`` when it is not a link.
+    Returns where a symbolic link points (``readlink``), or ``None`` when it is not a link, or when
+    it points to nothing whole: a release folder that disappeared, or lost ``entry_point``.
     """
 
-    def command(self, path: str) -> str:
-        return f"readlink {_q(path)} || true"
+    def command(self, path: str, entry_point: str = ".") -> str:
+        return f"test -e {_q(path)}/{_q(entry_point)} && readlink {_q(path)} || true"
 
     def process(self, output: list[str]) -> str | None:
         return output[0].strip() or None

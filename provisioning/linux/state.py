@@ -13,6 +13,7 @@ from typing import Any
 from pyinfra.facts.files import FileContents
 
 from provisioning.linux import facts
+from provisioning.linux.operations.app import RELEASE_ENTRY_POINT
 from provisioning.linux.operations.databases import database_state_query
 from provisioning.plan import HostPlan
 
@@ -26,7 +27,7 @@ def queries(plan: HostPlan, init: str, files: list[dict], apply: dict[str, Any],
         (facts.PathsState, {"paths": [f["path"] for f in files[0]], "hashes": True}),
         (facts.PathsState, {"paths": [f["path"] for f in files[1]], "hashes": True}),
         (facts.HelperJson, {"helper": paths.helper, "arguments": ["secrets-status", plan.secrets.path]}),
-        (facts.SymlinkTarget, {"path": f"{paths.install_root}/app"}),
+        (facts.SymlinkTarget, {"path": f"{paths.install_root}/app", "entry_point": RELEASE_ENTRY_POINT}),
         (facts.VenvState, {"venv": paths.venv}),
         (facts.ManagedVhosts, {"site_dir": platform.site_dir}),
         (FileContents, {"path": "/etc/hosts"}),

@@ -12,6 +12,9 @@ from pyinfra.api import FileUploadCommand, operation
 
 from provisioning.linux.facts import HelperJson, SymlinkTarget, VenvState, cached_fact
 
+# A release is whole when its link resolves to a folder that holds the entry points.
+RELEASE_ENTRY_POINT = "main_withpgres.wsgi"
+
 
 @operation()
 def app_release(artifact: str, sha256: str, install_root: str):
@@ -32,7 +35,7 @@ def app_release(artifact: str, sha256: str, install_root: str):
     """
     release = sha256[:16]
     wanted = f"releases/{release}"
-    current = cached_fact(SymlinkTarget, path=f"{install_root}/app")
+    current = cached_fact(SymlinkTarget, path=f"{install_root}/app", entry_point=RELEASE_ENTRY_POINT)
     if current == wanted:
         host.noop(f"release {release} is already the current app")
         return

@@ -69,7 +69,14 @@ def postgresql_database(
 
 @operation()
 def database_seeded(
-    helper: str, secrets: str, database: str, user: str, dbms: list[str], venv: str, app: str
+    helper: str,
+    secrets: str,
+    database: str,
+    user: str,
+    dbms: list[str],
+    venv: str,
+    app: str,
+    touch: str | None = None,
 ):
     """
     Create the app's tables and make their rows equal to the course data with the app's own script
@@ -79,6 +86,7 @@ def database_seeded(
     + dbms: ``mysql`` and/or ``pgres``
     + venv: the app's virtual environment
     + app: the app folder (current release)
+    + touch: a file touched after seeding (the apps must reload to read the repaired data)
     """
     seeds = database_state(helper, secrets, database, user, dbms, venv, app).get("seed", {})
     stale = [name for name in dbms if seeds.get(name) != 0]
@@ -87,3 +95,5 @@ def database_seeded(
         return
     for name in stale:
         yield f"cd {app} && {venv}/bin/python -m impots.db.seed {name}"
+    if touch:
+        yield f"touch {touch}"
