@@ -13,10 +13,19 @@ from provisioning import remote_call
 from provisioning.linux.facts import HelperJson, cached_fact
 
 
+def database_state_query(
+    helper: str, secrets: str, database: str, user: str, dbms: list[str], venv: str, app: str
+) -> dict:
+    """The ``HelperJson`` arguments of the one state query the three operations below share."""
+    return {"call": remote_call.database_state(helper, secrets, database, user, dbms, venv, app)}
+
+
 def database_state(helper: str, secrets: str, database: str, user: str, dbms: list[str], venv: str, app: str):
     """Both DBMS and their seed status in one helper call, shared by the three operations below."""
-    call = remote_call.database_state(helper, secrets, database, user, dbms, venv, app)
-    return cached_fact(HelperJson, call=call) or {}
+    return (
+        cached_fact(HelperJson, **database_state_query(helper, secrets, database, user, dbms, venv, app))
+        or {}
+    )
 
 
 @operation()
@@ -62,7 +71,14 @@ def postgresql_database(
 
 @operation()
 def database_seeded(
-    helper: str, secrets: str, database: str, user: str, dbms: list[str], venv: str, app: str
+    helper: str,
+    secrets: str,
+    database: str,
+    user: str,
+    dbms: list[str],
+    venv: str,
+    app: str,
+    touch: str | None = None,
 ):
     """
     Create the app's tables and make their rows equal to the course data with the app's own script
@@ -72,6 +88,7 @@ def database_seeded(
     + dbms: ``mysql`` and/or ``pgres``
     + venv: the app's virtual environment
     + app: the app folder (current release)
+    + touch: a file touched after seeding (the apps must reload to read the repaired data)
     """
     seeds = database_state(helper, secrets, database, user, dbms, venv, app).get("seed", {})
     stale = [name for name in dbms if seeds.get(name) != 0]
@@ -80,3 +97,5 @@ def database_seeded(
         return
     for name in stale:
         yield f"cd {app} && {venv}/bin/python -m impots.db.seed {name}"
+    if touch:
+        yield f"touch {touch}"
