@@ -83,12 +83,15 @@ def on_request_too_large(_error: RequestEntityTooLarge) -> Response:
 def _read_body_within_limit() -> None:
     """Read the body now, so that one over the limit is refused before any check or action runs.
 
-    Werkzeug refuses a declared Content-Length over ``MAX_CONTENT_LENGTH`` at once, and stops reading a
-    chunked body at the limit; both raise RequestEntityTooLarge, answered by ``on_request_too_large``.
-    The body stays cached for ``request.form`` and ``request.get_data``.
+    Werkzeug refuses a declared Content-Length over ``MAX_CONTENT_LENGTH`` at once; a chunked body (no
+    length) is read up to the limit only, so reaching the limit means it was cut: refused too. Both raise
+    RequestEntityTooLarge, answered by ``on_request_too_large``. The body stays cached for ``request.form``.
     """
-    if request.content_length is not None or request.environ.get("wsgi.input_terminated"):
-        request.get_data(cache=True)
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if request.content_length is not None or chunked:  # a GET without body is never waited for
+        body = request.get_data(cache=True)
+        if chunked and len(body) >= current_runtime().config["max_request_bytes"]:
+            raise RequestEntityTooLarge()
 
 
 def guard_request() -> Response | None:
