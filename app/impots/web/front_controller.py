@@ -145,6 +145,7 @@ def run_action(**route_args: Any) -> Response:
     action = current_action()
     csrf_token = route_args.pop("csrf_token", None)
     type_before = session.get("typeResponse")
+    had_session = bool(session)
     try:
         action_result, status = _check(action, csrf_token) or CONTROLLERS[action](**route_args)
     except HTTPException:
@@ -152,7 +153,9 @@ def run_action(**route_args: Any) -> Response:
     except Exception as error:  # §4.3 step 5: état 131, the server keeps serving
         current_app.logger.exception("action [%s] failed", action)
         action_result, status = result(action, 131, [str(error)]), 400
-    if current_runtime().with_csrftoken:
+    # A token lives in the session: handing one to a client with no session and nothing to keep would store
+    # a session per anonymous request. Such a client starts with init-session-without-csrftoken anyway.
+    if current_runtime().with_csrftoken and (had_session or session):
         action_result["csrf_token"] = current_runtime().csrf_token()
     # fin-session answers in the format of the session it ended.
     return _finish(action_result, status, session.get("typeResponse") or type_before or "json")

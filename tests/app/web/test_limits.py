@@ -199,3 +199,13 @@ def test_a_failed_json_login_keeps_only_small_keys(make_client, redis_url: str) 
     assert client.last.status_code == 401
     usage = redis_usage(redis_url)
     assert len(usage) == 3 and max(usage.values()) < 1024, usage
+
+
+def test_anonymous_requests_with_csrf_store_no_session(make_client, redis_url: str) -> None:
+    client = make_client(csrf=True)
+    for action in ("lister-simulations", "fin-session", "get-admindata"):
+        client.get(f"/do/{action}/forged-token")
+        assert client.body()["état"] == 101 and "csrf_token" not in client.body()
+    assert redis_usage(redis_url) == {}
+    client.start("json")  # the way in: init-session-without-csrftoken hands out the first token
+    assert len(redis_usage(redis_url)) == 1

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import redis
 from impots.web.throttle import LoginThrottle, ThrottleSettings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from webclient import WebClient, free_port
 
 TOO_MANY = "trop de tentatives de connexion échouées : réessayez dans {} seconde(s)"
@@ -190,7 +192,7 @@ def test_a_success_gives_the_address_its_attempt_back(redis_url: str) -> None:
 def test_redis_down_fails_open_with_a_log_line() -> None:
     clock, lines = Clock(), []
     settings = ThrottleSettings.from_config(throttle_settings())
-    dead = redis.Redis(port=free_port(), socket_connect_timeout=1)
+    dead = redis.Redis(port=free_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 1))  # as the app
     throttle = LoginThrottle(dead, settings, key_prefix="test:throttle:", log=lines.append, clock=clock)
     assert throttle.attempt("admin", "127.0.0.1") == 0
     throttle.succeeded("admin", "127.0.0.1")
