@@ -61,6 +61,11 @@ def too_many_attempts_message(wait: int) -> str:
     return f"trop de tentatives de connexion échouées : réessayez dans {wait} seconde(s)"
 
 
+def _too_many_attempts(wait: int) -> Result:
+    g.retry_after = wait  # sent as Retry-After by the main controller
+    return result(a.AUTHENTIFIER_UTILISATEUR, 429, [too_many_attempts_message(wait)]), 429
+
+
 def authentifier_utilisateur() -> Result:
     """Route 4: 200 for valid credentials, 201/400 for bad fields, 201/401 for bad credentials,
     429/429 while too many failed attempts for this login or address make it wait (see ``throttle``)."""
@@ -70,15 +75,17 @@ def authentifier_utilisateur() -> Result:
     login, password = credentials
     runtime = current_runtime()
     address = request.remote_addr or ""  # the connection's REMOTE_ADDR; X-Forwarded-For is not trusted
-    wait = runtime.throttle.attempt(login, address)
+    wait = runtime.throttle.wait(login, address)
     if wait:
-        g.retry_after = wait
-        return result(a.AUTHENTIFIER_UTILISATEUR, 429, [too_many_attempts_message(wait)]), 429
+        return _too_many_attempts(wait)
     password_hash = runtime.password_hash(login)
     if password_hash is None or not pbkdf2_sha256.verify(password, password_hash):
+        runtime.throttle.failed(login, address)
         # A failed attempt does not log out a user who was already authenticated.
         return result(a.AUTHENTIFIER_UTILISATEUR, 201, ["Echec de l'authentification"]), 401
-    runtime.throttle.succeeded(login, address)
+    wait = runtime.throttle.succeeded(login, address)
+    if wait:
+        return _too_many_attempts(wait)
     _regenerate_session_id()
     session["user"] = True
     return result(a.AUTHENTIFIER_UTILISATEUR, 200, "Authentification réussie"), 200

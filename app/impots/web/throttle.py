@@ -7,10 +7,12 @@ disappear ``window`` seconds after the last failure (or after the current wait, 
 successful login clears its login's counter: the rightful user is slowed for minutes at most, never locked
 out for good, while a password guesser gets a handful of tries per hour.
 
-Every attempt is counted *before* the password is checked, in one Lua script, so that concurrent guesses
-cannot all slip in before the first failure is recorded; a success gives the attempt back. Logins are
-hashed in the key names (an 8 MB login name costs 64 bytes). The client address is the connection's
-``REMOTE_ADDR`` as mod_wsgi gives it; ``X-Forwarded-For`` is never trusted (any client can set it).
+The password is checked only while neither counter makes the client wait. Concurrent logins are never
+refused for being concurrent (the course's clients log in from many threads at once); a burst of parallel
+guesses is checked, but a right one is still refused when the failures recorded meanwhile have made the
+login wait, so a burst gains a guesser little. Logins are hashed in the key names (an
+8 MB login name costs 64 bytes). The client address is the connection's ``REMOTE_ADDR`` as mod_wsgi gives
+it; ``X-Forwarded-For`` is never trusted (any client can set it).
 
 Without Redis (``with_redissession`` false) or while Redis fails, throttling is off ("fail open"): the
 login works as without throttling and a log line says so, because refusing every login during an outage
@@ -27,34 +29,34 @@ from typing import Any
 
 import redis
 
-# KEYS: counters to check and count (login, address). ARGV: now (ms), then per key its maximum of failures;
-# then first delay (ms), max delay (ms), window (ms). Returns the wait in ms (0: the attempt was counted).
-_ATTEMPT_SCRIPT = """
-local now = tonumber(ARGV[1])
-local first, cap, window = tonumber(ARGV[#KEYS + 2]), tonumber(ARGV[#KEYS + 3]), tonumber(ARGV[#KEYS + 4])
-local function delay(failures, maximum)
+# One script, so that every read-and-update is atomic across Apache processes and threads.
+# KEYS: the login's and the address's counters. ARGV: mode ("wait", "failed" or "succeeded"), now (ms),
+# first delay (ms), max delay (ms), window (ms), then per key its maximum of failures.
+# Returns the wait in ms still due (0 for "failed"; "succeeded" clears the login's counter only when 0).
+_SCRIPT = """
+local mode, now = ARGV[1], tonumber(ARGV[2])
+local first, cap, window = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local function delay(failures, i)
+  local maximum = tonumber(ARGV[5 + i])
   if failures < maximum then return 0 end
   return math.min(first * 2 ^ (failures - maximum), cap)
+end
+if mode == 'failed' then
+  for i, key in ipairs(KEYS) do
+    local failures = redis.call('HINCRBY', key, 'failures', 1)
+    redis.call('HSET', key, 'last', now)
+    redis.call('PEXPIRE', key, math.ceil(math.max(window, delay(failures, i))))
+  end
+  return 0
 end
 local wait = 0
 for i, key in ipairs(KEYS) do
   local state = redis.call('HMGET', key, 'failures', 'last')
   local failures, last = tonumber(state[1]) or 0, tonumber(state[2]) or 0
-  wait = math.max(wait, last + delay(failures, tonumber(ARGV[i + 1])) - now)
+  wait = math.max(wait, last + delay(failures, i) - now)
 end
-if wait > 0 then return math.ceil(wait) end
-for i, key in ipairs(KEYS) do
-  local failures = redis.call('HINCRBY', key, 'failures', 1)
-  redis.call('HSET', key, 'last', now)
-  redis.call('PEXPIRE', key, math.ceil(math.max(window, delay(failures, tonumber(ARGV[i + 1])))))
-end
-return 0
-"""
-
-# KEYS: the address counter. Gives back the attempt counted for a login that succeeded.
-_GIVE_BACK_SCRIPT = """
-if redis.call('HINCRBY', KEYS[1], 'failures', -1) <= 0 then redis.call('DEL', KEYS[1]) end
-return 0
+if mode == 'succeeded' and wait <= 0 then redis.call('DEL', KEYS[1]) end
+return math.ceil(math.max(wait, 0))
 """
 
 
@@ -75,12 +77,13 @@ class ThrottleSettings:
 
 
 class LoginThrottle:
-    """``attempt(login, address)`` before checking a password, ``succeeded(login, address)`` after a success.
+    """Around a password check: ``wait`` before it, then ``failed`` or ``succeeded``.
 
     + client: the Redis connection (the session store's, so it authenticates with ``redis_password``),
       or None when the site keeps no Redis (throttling off)
     + key_prefix: e.g. ``impots:mysql:throttle:``
     + log: writes one line to the application log (fail-open notices)
+    + clock: seconds since the epoch (``time.time``; tests move their own)
     """
 
     def __init__(
@@ -96,46 +99,43 @@ class LoginThrottle:
         self._prefix = key_prefix
         self._log = log
         self._clock = clock
-        if self._client is not None:
-            self._attempt = self._client.register_script(_ATTEMPT_SCRIPT)
-            self._give_back = self._client.register_script(_GIVE_BACK_SCRIPT)
+        self._script = None if self._client is None else self._client.register_script(_SCRIPT)
 
     @property
     def active(self) -> bool:
         return self._client is not None
 
-    def _keys(self, login: str, address: str) -> list[str]:
-        digest = hashlib.sha256(login.encode("utf-8", "surrogatepass")).hexdigest()
-        return [f"{self._prefix}login:{digest}", f"{self._prefix}address:{address}"]
+    def wait(self, login: str, address: str) -> int:
+        """Seconds the client must still wait before its password may be checked (0: check it)."""
+        return self._run("wait", login, address)
 
-    def attempt(self, login: str, address: str) -> int:
-        """Seconds the client must still wait (0: go ahead; the attempt is counted as a failure until
-        ``succeeded`` is called)."""
-        if self._client is None:
+    def failed(self, login: str, address: str) -> None:
+        """Count a wrong password against the login and the address."""
+        self._run("failed", login, address)
+
+    def succeeded(self, login: str, address: str) -> int:
+        """A right password: 0 and the login starts afresh, or the seconds to wait when failures recorded
+        meanwhile (a burst of parallel guesses) made the login or the address wait: then it is refused."""
+        return self._run("succeeded", login, address)
+
+    def _run(self, mode: str, login: str, address: str) -> int:
+        if self._script is None:
             return 0
+        digest = hashlib.sha256(login.encode("utf-8", "surrogatepass")).hexdigest()
+        keys = [f"{self._prefix}login:{digest}", f"{self._prefix}address:{address}"]
         settings = self._settings
         arguments = [
+            mode,
             int(self._clock() * 1000),
-            settings.max_failures_per_login,
-            settings.max_failures_per_address,
             int(settings.first_delay_seconds * 1000),
             int(settings.max_delay_seconds * 1000),
             int(settings.window_seconds * 1000),
+            settings.max_failures_per_login,
+            settings.max_failures_per_address,
         ]
         try:
-            wait_ms = int(self._attempt(keys=self._keys(login, address), args=arguments))
+            wait_ms = int(self._script(keys=keys, args=arguments))
         except redis.RedisError as error:
             self._log(f"[serveur] limitation des tentatives de connexion inopérante (Redis : {error})")
             return 0
         return math.ceil(wait_ms / 1000)
-
-    def succeeded(self, login: str, address: str) -> None:
-        """The password was right: the login starts afresh, and the address gets its attempt back."""
-        if self._client is None:
-            return
-        login_key, address_key = self._keys(login, address)
-        try:
-            self._client.delete(login_key)
-            self._give_back(keys=[address_key])
-        except redis.RedisError as error:
-            self._log(f"[serveur] limitation des tentatives de connexion inopérante (Redis : {error})")
