@@ -158,7 +158,7 @@ if (Test-Path -LiteralPath $manifest -PathType Leaf) {
         if ($present) { [IO.File]::Copy($files[$i], (Join-Path $partial $copy)) }
         $entries += @{ path = $files[$i]; present = $present; copy = $copy }
     }
-    $json = ConvertTo-Json -InputObject $entries -Compress
+    $json = ConvertTo-Json -Compress -InputObject $entries
     [IO.File]::WriteAllText((Join-Path $partial 'manifest.json'), $json)
     [IO.Directory]::Move($partial, $snapshot)
     Write-Output "snapshot of $($files.Count) Apache files in $snapshot"
@@ -167,12 +167,13 @@ if (Test-Path -LiteralPath $manifest -PathType Leaf) {
 
 
 @operation()
-def apache_config_snapshot(files: Mapping[str, str], snapshot: str):
+def apache_config_snapshot(files: Mapping[str, str | None], snapshot: str):
     """
     Copy the files Apache reads into ``snapshot`` before the first of them changes, so that a rejected
     configuration can be put back; nothing when none will change or a snapshot is already waiting.
 
-    + files: ``{path on the host: SHA256 it will have}`` (vhosts, httpd.conf, uploaded TLS files)
+    + files: ``{path on the host: SHA256 it will have}`` (vhosts, httpd.conf, uploaded TLS files);
+      ``None``: copied with the others, but this run does not change it
     + snapshot: the snapshot folder (under the install root); ``apache_applied`` drops it on success
 
     .. code:: python
@@ -184,7 +185,8 @@ def apache_config_snapshot(files: Mapping[str, str], snapshot: str):
     if state["snapshot"]:
         host.noop(f"a snapshot of an unfinished run is kept in {snapshot}")
         return
-    if all(state["hashes"].get(fwd_path(path)) == digest for path, digest in files.items()):
+    wanted = {fwd_path(path): digest for path, digest in files.items() if digest is not None}
+    if all(state["hashes"].get(path) == digest for path, digest in wanted.items()):
         host.noop(f"the {len(files)} files Apache reads are already as wanted")
         return
     yield (
@@ -313,7 +315,7 @@ def apply_script(
 ) -> str:
     """``httpd -t`` (restore the snapshot and stop on failure), then the restart and the stay-up check
     (restore the snapshot and start Apache again on failure)."""
-    start = ps_assign(service=service) + _START_SERVICE if service else _START_PROCESS
+    start = ps_assign(service=service) + _START_SERVICE.lstrip("\n") if service else _START_PROCESS
     return (
         ps_assign(
             httpd=win_path(httpd),
@@ -361,7 +363,8 @@ function Get-Page {
         $client.ReceiveTimeout = 30000
         $client.SendTimeout = 30000
         $client.Connect($address, $uri.Port)
-        $ssl = New-Object Net.Security.SslStream -ArgumentList $client.GetStream(), $false, $validate
+        $stream = $client.GetStream()
+        $ssl = New-Object Net.Security.SslStream -ArgumentList $stream, $false, $validate
         $ssl.AuthenticateAsClient($uri.Host, $null, [Security.Authentication.SslProtocols]::Tls12, $false)
         $cookie = ''
         if ($cookies.Count) {
