@@ -209,7 +209,9 @@ function Restore-Snapshot {
     $rejected = $snapshot + '-rejected'
     if (Test-Path -LiteralPath $rejected) { Remove-Item -LiteralPath $rejected -Recurse -Force }
     $null = [IO.Directory]::CreateDirectory($rejected)
-    foreach ($entry in @([IO.File]::ReadAllText($manifest) | ConvertFrom-Json)) {
+    # Assigned, not piped: Windows PowerShell's ConvertFrom-Json emits a JSON array as one object.
+    $entries = ConvertFrom-Json -InputObject ([IO.File]::ReadAllText($manifest))
+    foreach ($entry in $entries) {
         $present = Test-Path -LiteralPath $entry.path -PathType Leaf
         if ($present) { [IO.File]::Copy($entry.path, (Join-Path $rejected $entry.copy), $true) }
         if ($entry.present) { [IO.File]::Copy((Join-Path $snapshot $entry.copy), $entry.path, $true) }
