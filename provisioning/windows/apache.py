@@ -34,15 +34,23 @@ foreach ($file in $files) {
         $hashes[$file] = (Get-FileHash -LiteralPath $file -Algorithm SHA256).Hash.ToLowerInvariant()
     }
 }
-$pending = Test-Path -LiteralPath (Join-Path $snapshot 'manifest.json') -PathType Leaf
-$result = @{ hashes = $hashes; snapshot = $pending }
+$listed = $null
+$manifest = Join-Path $snapshot 'manifest.json'
+if (Test-Path -LiteralPath $manifest -PathType Leaf) {
+    $listed = @()
+    foreach ($entry in (ConvertFrom-Json -InputObject ([IO.File]::ReadAllText($manifest)))) {
+        $listed += $entry.path
+    }
+}
+$result = @{ hashes = $hashes; snapshot = $listed }
 """
 
 
 class ApacheConfigFiles(PowerShellJsonFact):
     """
     The files Apache reads that the deploy writes, in one round trip: ``{"hashes": {path: SHA256 or
-    None when absent}, "snapshot": bool}``; ``snapshot``: a snapshot not yet applied is waiting.
+    None when absent}, "snapshot": None or [paths]}``; ``snapshot`` lists the files of a snapshot that
+    is waiting (taken by a run that did not finish), ``None`` when there is none.
 
     .. code:: python
 
@@ -52,7 +60,7 @@ class ApacheConfigFiles(PowerShellJsonFact):
 
     @staticmethod
     def default() -> dict:
-        return {"hashes": {}, "snapshot": False}
+        return {"hashes": {}, "snapshot": None}
 
     def command(self, paths: Sequence[str], snapshot: str) -> str:
         return json_fact_script(
@@ -63,9 +71,10 @@ class ApacheConfigFiles(PowerShellJsonFact):
 
     def convert(self, value: dict) -> dict:
         hashes = value.get("hashes") or {}
+        listed = value.get("snapshot")
         return {
             "hashes": {fwd_path(path): digest for path, digest in hashes.items()},
-            "snapshot": bool(value.get("snapshot")),
+            "snapshot": None if listed is None else [fwd_path(path) for path in listed],
         }
 
 
@@ -138,31 +147,41 @@ class ApacheApplyState(PowerShellJsonFact):
 
 # --- snapshot ---------------------------------------------------------------------------------------
 
-# Copied into "<snapshot>.partial" and renamed at the end: a snapshot with a manifest is complete. One
-# that is already there belongs to a run that did not finish: it holds the last configuration that
-# worked, so it is kept rather than replaced by a half-changed one.
+# A new snapshot is made in "<snapshot>.partial" and renamed at the end: a snapshot with a manifest is
+# complete. One that is already there belongs to a run that did not finish: it holds the last
+# configuration that worked, so it is kept, and only completed with files it does not list yet (they are
+# not changed yet either). The manifest is replaced in one step.
 _SNAPSHOT = r"""
+$entries = @()
+$known = @{}
+$folder = $snapshot
 $manifest = Join-Path $snapshot 'manifest.json'
 if (Test-Path -LiteralPath $manifest -PathType Leaf) {
-    Write-Output "kept the snapshot of an unfinished run: $snapshot"
+    foreach ($entry in (ConvertFrom-Json -InputObject ([IO.File]::ReadAllText($manifest)))) {
+        $entries += $entry
+        $known[$entry.path] = $true
+    }
 } else {
-    $partial = $snapshot + '.partial'
-    foreach ($old in @($partial, $snapshot)) {
+    $folder = $snapshot + '.partial'
+    foreach ($old in @($folder, $snapshot)) {
         if (Test-Path -LiteralPath $old) { Remove-Item -LiteralPath $old -Recurse -Force }
     }
-    $null = [IO.Directory]::CreateDirectory($partial)
-    $entries = @()
-    for ($i = 0; $i -lt $files.Count; $i++) {
-        $copy = "file$i"
-        $present = Test-Path -LiteralPath $files[$i] -PathType Leaf
-        if ($present) { [IO.File]::Copy($files[$i], (Join-Path $partial $copy)) }
-        $entries += @{ path = $files[$i]; present = $present; copy = $copy }
-    }
-    $json = ConvertTo-Json -Compress -InputObject $entries
-    [IO.File]::WriteAllText((Join-Path $partial 'manifest.json'), $json)
-    [IO.Directory]::Move($partial, $snapshot)
-    Write-Output "snapshot of $($files.Count) Apache files in $snapshot"
+    $null = [IO.Directory]::CreateDirectory($folder)
 }
+foreach ($file in $files) {
+    if ($known.ContainsKey($file)) { continue }
+    $copy = 'file' + $entries.Count
+    $present = Test-Path -LiteralPath $file -PathType Leaf
+    if ($present) { [IO.File]::Copy($file, (Join-Path $folder $copy), $true) }
+    $entries += @{ path = $file; present = $present; copy = $copy }
+}
+$staged = Join-Path $folder 'manifest.json.new'
+[IO.File]::WriteAllText($staged, (ConvertTo-Json -Compress -InputObject $entries))
+$target = Join-Path $folder 'manifest.json'
+if (Test-Path -LiteralPath $target -PathType Leaf) { [IO.File]::Replace($staged, $target, $null) }
+else { [IO.File]::Move($staged, $target) }
+if ($folder -ne $snapshot) { [IO.Directory]::Move($folder, $snapshot) }
+Write-Output "snapshot of $($entries.Count) Apache files in $snapshot"
 """
 
 
@@ -170,7 +189,8 @@ if (Test-Path -LiteralPath $manifest -PathType Leaf) {
 def apache_config_snapshot(files: Mapping[str, str | None], snapshot: str):
     """
     Copy the files Apache reads into ``snapshot`` before the first of them changes, so that a rejected
-    configuration can be put back; nothing when none will change or a snapshot is already waiting.
+    configuration can be put back. Nothing when none will change; a snapshot left by a run that did not
+    finish is kept (it holds the configuration that worked), only completed with files it lacks.
 
     + files: ``{path on the host: SHA256 it will have}`` (vhosts, httpd.conf, uploaded TLS files);
       ``None``: copied with the others, but this run does not change it
@@ -182,13 +202,17 @@ def apache_config_snapshot(files: Mapping[str, str | None], snapshot: str):
                                snapshot="C:/impots/state/apache-snapshot")
     """
     state = host.get_fact(ApacheConfigFiles, paths=list(files), snapshot=snapshot)
-    if state["snapshot"]:
-        host.noop(f"a snapshot of an unfinished run is kept in {snapshot}")
-        return
-    wanted = {fwd_path(path): digest for path, digest in files.items() if digest is not None}
-    if all(state["hashes"].get(path) == digest for path, digest in wanted.items()):
-        host.noop(f"the {len(files)} files Apache reads are already as wanted")
-        return
+    listed = state["snapshot"]
+    if listed is not None:
+        known = {path.lower() for path in listed}  # Windows paths: case does not matter
+        if all(fwd_path(path).lower() in known for path in files):
+            host.noop(f"a snapshot of an unfinished run is kept in {snapshot}")
+            return
+    else:
+        wanted = {fwd_path(path): digest for path, digest in files.items() if digest is not None}
+        if all(state["hashes"].get(path) == digest for path, digest in wanted.items()):
+            host.noop(f"the {len(files)} files Apache reads are already as wanted")
+            return
     yield (
         ps_assign(snapshot=win_path(snapshot))
         + f"$files = {ps_array(win_path(p) for p in files)}\n"

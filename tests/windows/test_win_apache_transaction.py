@@ -112,8 +112,12 @@ def test_config_files_fact():
     assert script.startswith(
         "$snapshot = 'C:\\impots\\state\\apache-snapshot'\n$files = @('C:\\Apache24\\conf\\httpd.conf')\n"
     )
-    line = '{"hashes":{"C:\\\\Apache24\\\\conf\\\\httpd.conf":null},"snapshot":true}'
-    assert fact.process([line]) == {"hashes": {"C:/Apache24/conf/httpd.conf": None}, "snapshot": True}
+    line = '{"hashes":{"C:\\\\Apache24\\\\conf\\\\httpd.conf":null},"snapshot":["C:\\\\x.conf"]}'
+    assert fact.process([line]) == {
+        "hashes": {"C:/Apache24/conf/httpd.conf": None},
+        "snapshot": ["C:/x.conf"],
+    }
+    assert fact.process(['{"hashes":{},"snapshot":null}']) == {"hashes": {}, "snapshot": None}
 
 
 # --- the snapshot operation -------------------------------------------------------------------------
@@ -121,7 +125,7 @@ def test_config_files_fact():
 FILES = {"C:/Apache24/conf/httpd.conf": "a" * 64, "C:/Apache24/conf/extra/impots-x.conf": "b" * 64}
 
 
-def snapshot_facts(hashes: dict, pending: bool = False) -> dict:
+def snapshot_facts(hashes: dict, pending: list[str] | None = None) -> dict:
     key = fact_key(paths=list(FILES), snapshot=SNAPSHOT)
     return {"apache.ApacheConfigFiles": {key: {"hashes": hashes, "snapshot": pending}}}
 
@@ -135,19 +139,15 @@ def test_snapshot_taken_before_the_first_change():
     assert commands[0].startswith(
         "$snapshot = 'C:\\impots\\state\\apache-snapshot'\n"
         "$files = @('C:\\Apache24\\conf\\httpd.conf', 'C:\\Apache24\\conf\\extra\\impots-x.conf')\n"
-        "$manifest = Join-Path $snapshot 'manifest.json'\n"
-        "if (Test-Path -LiteralPath $manifest -PathType Leaf) {\n"
+        "$entries = @()\n"
     )
-    # Files the snapshot does not find are recorded as absent (the restore deletes them), and the
-    # folder is complete only once renamed from .partial.
-    assert "$entries += @{ path = $files[$i]; present = $present; copy = $copy }" in commands[0]
-    assert (
-        commands[0]
-        .rstrip()
-        .endswith(
-            "[IO.Directory]::Move($partial, $snapshot)\n"
-            '    Write-Output "snapshot of $($files.Count) Apache files in $snapshot"\n}'
-        )
+    # Files the snapshot does not find are recorded as absent (the restore deletes them), and a new
+    # snapshot is complete only once renamed from .partial.
+    assert "    $entries += @{ path = $file; present = $present; copy = $copy }\n" in commands[0]
+    assert "    $folder = $snapshot + '.partial'\n" in commands[0]
+    assert commands[0].endswith(
+        "if ($folder -ne $snapshot) { [IO.Directory]::Move($folder, $snapshot) }\n"
+        'Write-Output "snapshot of $($entries.Count) Apache files in $snapshot"'
     )
 
 
@@ -156,11 +156,26 @@ def test_no_snapshot_when_nothing_changes_or_one_is_waiting():
         apache.apache_config_snapshot, snapshot_facts(dict(FILES)), files=FILES, snapshot=SNAPSHOT
     )
     assert commands == [] and noop == "the 2 files Apache reads are already as wanted"
-    # An unfinished run's snapshot holds the last configuration that worked: kept, not replaced.
+    # An unfinished run's snapshot holds the last configuration that worked: kept, not replaced
+    # (Windows paths: the case does not matter).
+    listed = ["c:/apache24/conf/httpd.conf", "C:/Apache24/conf/extra/impots-x.conf"]
     commands, noop = run_op(
-        apache.apache_config_snapshot, snapshot_facts({}, pending=True), files=FILES, snapshot=SNAPSHOT
+        apache.apache_config_snapshot, snapshot_facts({}, pending=listed), files=FILES, snapshot=SNAPSHOT
     )
     assert commands == [] and noop == f"a snapshot of an unfinished run is kept in {SNAPSHOT}"
+
+
+def test_a_waiting_snapshot_is_completed_with_the_files_it_lacks():
+    """A site added after an interrupted run: its vhost goes into the waiting snapshot too (as absent),
+    so that a rejected configuration is rolled back whole. The script adds only what is not listed."""
+    facts = snapshot_facts(dict(FILES), pending=["C:/Apache24/conf/httpd.conf"])
+    commands, _ = run_op(apache.apache_config_snapshot, facts, files=FILES, snapshot=SNAPSHOT)
+    assert len(commands) == 1
+    assert "    if ($known.ContainsKey($file)) { continue }\n" in commands[0]
+    # The waiting snapshot is completed in place, its manifest replaced in one step.
+    assert (
+        "if (Test-Path -LiteralPath $target -PathType Leaf) { [IO.File]::Replace($staged, $target, $null) }\n"
+    ) in commands[0]
 
 
 def test_a_file_without_wanted_digest_is_copied_but_not_compared():
@@ -168,7 +183,7 @@ def test_a_file_without_wanted_digest_is_copied_but_not_compared():
     key = fact_key(paths=list(files), snapshot=SNAPSHOT)
     facts = {
         "apache.ApacheConfigFiles": {
-            key: {"hashes": {"C:/Apache24/conf/httpd.conf": "c" * 64}, "snapshot": False}
+            key: {"hashes": {"C:/Apache24/conf/httpd.conf": "c" * 64}, "snapshot": None}
         }
     }
     commands, _ = run_op(apache.apache_config_snapshot, facts, files=files, snapshot=SNAPSHOT)

@@ -57,7 +57,7 @@ def _converged_files(script: str, planned) -> dict:
                 dest = command.dest.removesuffix(".impots-new")
                 uploads[dest.replace("/", "\\")] = hashlib.sha256(data).hexdigest()
     files = _assigned_array(script, "files")
-    return {"hashes": {path: uploads.get(path, "0" * 64) for path in files}, "snapshot": False}
+    return {"hashes": {path: uploads.get(path, "0" * 64) for path in files}, "snapshot": None}
 
 
 def _assigned_array(script: str, variable: str) -> list[str]:
