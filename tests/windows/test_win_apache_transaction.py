@@ -452,27 +452,28 @@ def test_interrupted_run_executes_only_the_apply(monkeypatch):
 # --- the vhost: impots_vhost_extra and the cipher policy, as on Linux ---------------------------------
 
 
-def test_windows_vhost_has_vhost_extra_and_the_linux_cipher_policy():
+def test_windows_vhost_has_vhost_extra_and_the_linux_tls_policy():
     from test_win_deploy import settings_for, target_for
 
-    from provisioning.linux.deploy import render as linux_render
+    from provisioning import plan
+    from provisioning.linux.platforms import DEBIAN
 
-    settings = settings_for(impots_vhost_extra=["Header always set X-Frame-Options DENY", "LogLevel info"])
+    settings = settings_for(impots_vhost_extra=["Header always set X-Robots-Tag none", "LogLevel info"])
     target = target_for("laragon", settings)
-    text = render_vhost(target, settings.sites[0], settings.vhost_extra).decode()
+    text = render_vhost(target, settings, settings.sites[0]).decode()
     assert (
-        "    </Directory>\r\n\r\n    # impots_vhost_extra\r\n    Header always set X-Frame-Options DENY\r\n"
+        "    </Directory>\r\n\r\n    # impots_vhost_extra\r\n    Header always set X-Robots-Tag none\r\n"
         "    LogLevel info\r\n\r\n    ErrorLog "
     ) in text
-    assert text.count("X-Frame-Options") == 1  # the HTTPS vhost only
-    assert text.index("X-Frame-Options") > text.index("<VirtualHost *:443>")
-    assert "impots_vhost_extra" not in render_vhost(target, settings.sites[0]).decode()
-    linux = linux_render(
-        "linux/vhost.conf.j2",
+    assert text.count("X-Robots-Tag") == 1  # the HTTPS vhost only
+    assert text.index("X-Robots-Tag") > text.index("<VirtualHost *:443>")
+    assert "impots_vhost_extra" not in render_vhost(target, settings_for(), settings.sites[0]).decode()
+    linux = plan.render(
+        "vhost.conf.j2",
         site=settings.sites[0],
         settings=settings,
         paths=target.paths,
-        platform=type("P", (), {"apache_log_dir": "/var/log/apache2"})(),
+        platform=DEBIAN,
         tls=TlsFiles("/c", "/k", None, ()),
     )
 
@@ -480,10 +481,10 @@ def test_windows_vhost_has_vhost_extra_and_the_linux_cipher_policy():
         return [
             line.strip()
             for line in vhost.splitlines()
-            if re.match(r"\s*SSL(Protocol|Cipher|Honor|Sess)", line)
+            if re.match(r"\s*SSL(Protocol|Cipher|Open|Honor|Sess)", line)
         ]
 
-    assert tls_policy(text) == tls_policy(linux) and len(tls_policy(text)) == 4
+    assert tls_policy(text) == tls_policy(linux) and len(tls_policy(text)) == 5
 
 
 # --- every script, parsed with the real PowerShell grammar --------------------------------------------
