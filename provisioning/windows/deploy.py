@@ -31,7 +31,7 @@ from pyinfra.api import deploy
 
 from provisioning import plan
 from provisioning.artifact import REPO_ROOT, build_app_artifact
-from provisioning.settings import AppPaths, Settings, app_paths
+from provisioning.settings import AppPaths, Settings, app_paths, instance_config_json
 from provisioning.windows import databases, facts, operations
 from provisioning.windows.apache import apache_applied, apache_config_snapshot
 from provisioning.windows.databases import (
@@ -324,8 +324,7 @@ def hosts_block_lines(settings: Settings) -> list[str]:
 
 
 def render_instance_config(settings: Settings, paths: AppPaths) -> bytes:
-    text = _templates().get_template("impots.json.j2").render(settings=settings, paths=paths, site=None)
-    return text.encode("utf-8")
+    return instance_config_json(settings, paths).encode("utf-8")
 
 
 def secrets_wanted(settings: Settings) -> tuple[dict[str, str | None], list[str]]:
