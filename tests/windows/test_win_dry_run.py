@@ -14,6 +14,7 @@ from pyinfra.api import FileUploadCommand, StringCommand
 from win_fakes import (
     ADMIN_SID,
     ALL_ENDPOINTS,
+    DESKTOP_SID,
     FakeWindows,
     apache_lounge_machine,
     dry_run,
@@ -21,6 +22,7 @@ from win_fakes import (
 )
 
 from provisioning.windows import databases, facts
+from provisioning.windows.tls import certificate_thumbprint
 
 LARAGON_OPS = [
     "Install root",
@@ -40,6 +42,10 @@ LARAGON_OPS = [
     "MariaDB/MySQL database and user",
     "PostgreSQL database and role",
     "Schema and data (impots.db.seed)",
+    "TLS folder",
+    "TLS file C:/impots/tls/server.pem",
+    "TLS file C:/impots/tls/server.key",
+    "Local CA trusted by Windows (LocalMachine Root)",
     "Vhost flask-impots-withmysql",
     "Vhost flask-impots-withpgres",
     "Vhost date-time-server",
@@ -56,9 +62,7 @@ LOUNGE_OPS = (
         "Folder for database administrator passwords",
         "Database administrator folder: Administrators and SYSTEM only",
     ]
-    + LARAGON_OPS[14:17]
-    + ["TLS folder", "TLS file C:/impots/tls/server.pem", "TLS file C:/impots/tls/server.key"]
-    + LARAGON_OPS[17:]
+    + LARAGON_OPS[14:]
 )
 PG_ADMIN_PASSWORD = "Postgres-Admin-Secret-7"
 SEED_PATHS = {
@@ -100,7 +104,7 @@ def test_laragon_full_plan(monkeypatch):
     assert len(vhost) == 1 and isinstance(vhost[0], FileUploadCommand)
     assert vhost[0].dest == "C:/laragon/etc/apache2/sites-enabled/flask-impots-withmysql.conf"
     body = vhost[0].src.getvalue().decode()
-    assert 'SSLCertificateFile "C:/laragon/etc/ssl/laragon.crt"' in body
+    assert 'SSLCertificateFile "C:/impots/tls/server.pem"' in body  # the local CA's, not laragon.crt
     assert "\r\n" in body and "\n" not in body.replace("\r\n", "")
 
     block = by_name["httpd.conf: mod_wsgi block"]
@@ -111,11 +115,14 @@ def test_laragon_full_plan(monkeypatch):
     assert block[0].dest == "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17/conf/httpd.conf.impots-new"
 
     restart = scripts(by_name["Apache: configuration test, then restart"])[0]
-    assert "Win32_Process -MethodName Create" in restart and "Restart-Service" not in restart
+    # Point 4: restarted as Laragon's desktop user (its tray's account), never in the SSH session's name.
+    assert "$desktopuser = 'LAB-PC\\eleve'" in restart and "Start-ScheduledTask" in restart
+    assert "Win32_Process -MethodName Create" not in restart and "Restart-Service" not in restart
     mod_wsgi = scripts(by_name["mod_wsgi built for this Apache"])[0]
     assert "$apache = 'C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17'" in mod_wsgi
     acl = scripts(by_name["Install root: Administrators, SYSTEM and Apache only"])[0]
-    assert f"*{ADMIN_SID}:(OI)(CI)RX" in acl
+    # Point 4: the account that actually runs Laragon's httpd reads the app, not the SSH account.
+    assert f"*{DESKTOP_SID}:(OI)(CI)RX" in acl and ADMIN_SID not in acl
     venv = scripts(by_name["Virtual environment"])[0]
     assert "$python = 'C:\\Program Files\\Python311\\python.exe'" in venv
 
@@ -164,7 +171,7 @@ def test_apache_lounge_full_plan(monkeypatch):
     assert 'Include "C:/Apache24/conf/extra/impots-flask-impots-withmysql.conf"\r\n' in text
     assert "Listen 127.0.0.1:443\r\n" in text  # Apache Lounge's httpd.conf has no active SSL
     restart = scripts(by_name["Apache: configuration test, then restart"])[0]
-    assert restart.endswith("$service = 'Apache2.4'\nRestart-Service -Name $service")
+    assert "$service = 'Apache2.4'\nRestart-Service -Name $service\n" in restart
     # Service as LocalSystem: SYSTEM reads, no extra account in the ACLs.
     acl = scripts(by_name["Install root: Administrators, SYSTEM and Apache only"])[0]
     assert "$grants = @('*S-1-5-18:(OI)(CI)F', '*S-1-5-32-544:(OI)(CI)F')" in acl
@@ -220,6 +227,10 @@ def converge(windows: FakeWindows, planned) -> None:
                 else:
                     with open(command.src, "rb") as source:
                         data = source.read()
+                if command.dest.endswith("impots-ca.pem"):
+                    windows.fact(
+                        facts.CertificateTrusted, True, thumbprint=certificate_thumbprint(command.src)
+                    )
                 if command.dest.endswith(".impots-new") and "secrets" not in command.dest:
                     windows.fact(facts.FileText, data.decode(), path=command.dest[: -len(".impots-new")])
                 elif not command.dest.endswith((".impots-new", ".tar.gz", "impots-requirements.txt")):

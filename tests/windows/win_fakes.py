@@ -139,6 +139,10 @@ class FakeClient:
 # --- canned machines --------------------------------------------------------------------------------
 
 ADMIN_SID = "S-1-5-21-1111-2222-3333-1001"
+# Laragon's desktop user: a standard account, not the administrator the SSH session logs in as.
+DESKTOP_SID = "S-1-5-21-1111-2222-3333-1002"
+DESKTOP_USER = "LAB-PC\\eleve"
+SYSTEM_TAR = "C:\\Windows\\system32\\tar.exe"
 PYTHON = {
     "executable": "C:\\Program Files\\Python311\\python.exe",
     "version": "3.11.9",
@@ -148,6 +152,7 @@ PYTHON = {
 MSVC = {
     "vswhere": True,
     "installations": ["C:\\Program Files (x86)\\Microsoft Visual Studio\\2022\\BuildTools"],
+    "sdks": ["10.0.22621.0"],
 }
 LARAGON_APACHE = "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17"
 LARAGON_HTTPD_CONF = (
@@ -166,14 +171,14 @@ HOSTS = (
 )
 
 
-def apache(root: str, bits: int = 64, include: bool = True) -> dict:
+def apache(root: str, bits: int = 64, missing: tuple[str, ...] = ()) -> dict:
+    """ApacheInstallation's JSON; ``missing``: build files absent (Windows paths, as the script prints)."""
     return {
         "root": root.replace("/", "\\"),
         "version": "2.4.62",
         "architecture": bits,
         "machine": 0x8664 if bits == 64 else 0x14C,
-        "has_include": include,
-        "has_lib": True,
+        "missing": [m.replace("/", "\\") for m in missing],
     }
 
 
@@ -233,7 +238,11 @@ def laragon_machine(python: dict = PYTHON, apache_bits: int = 64, msvc: dict = M
     httpd = f"{LARAGON_APACHE}/bin/httpd.exe"
     windows.fact(
         facts.LaragonApache,
-        {"versions": ["httpd-2.4.62-240904-win64-VS17", "httpd-2.4.54-win64-VS16"], "selected": None},
+        {
+            "versions": ["httpd-2.4.62-240904-win64-VS17", "httpd-2.4.54-win64-VS16"],
+            "selected": "httpd-2.4.62-240904-win64-VS17",
+            "running": [httpd.replace("/", "\\")],
+        },
         laragon_root="C:/laragon",
     )
     windows.fact(facts.ApacheInstallation, apache(LARAGON_APACHE, apache_bits), root=LARAGON_APACHE)
@@ -241,15 +250,24 @@ def laragon_machine(python: dict = PYTHON, apache_bits: int = 64, msvc: dict = M
     windows.fact(facts.MsvcBuildTools, msvc)
     windows.fact(facts.FileText, LARAGON_HTTPD_CONF, path=f"{LARAGON_APACHE}/conf/httpd.conf")
     windows.fact(facts.FileText, HOSTS, path="C:/Windows/System32/drivers/etc/hosts")
+    # Laragon (and so its Apache) runs as the desktop user, in the desktop session.
     windows.fact(
         facts.HttpdRuntime,
-        {"services": [], "processes": [{"pid": 5120, "owner_sid": ADMIN_SID}]},
+        {
+            "services": [],
+            "processes": [{"pid": 5120, "owner_sid": DESKTOP_SID, "owner": DESKTOP_USER, "session": 1}],
+        },
         httpd=httpd,
     )
+    windows.fact(
+        facts.ProcessOwners,
+        [{"pid": 4100, "owner_sid": DESKTOP_SID, "owner": DESKTOP_USER, "session": 1,
+          "path": "C:\\laragon\\laragon.exe"}],
+        program="laragon.exe",
+    )  # fmt: skip
     windows.fact(facts.CurrentUser, {"name": "LAB-PC\\prof", "sid": ADMIN_SID, "admin": True})
     windows.fact(facts.Directory, False, path="C:/impots")
-    windows.fact(facts.CommandPath, "C:\\Windows\\system32\\tar.exe", program="tar.exe")
-    windows.fact(facts.FileHash, "c" * 64, path="C:/laragon/etc/ssl/laragon.crt")
+    windows.fact(facts.SystemProgram, SYSTEM_TAR, program="tar.exe")
     database_servers(
         windows,
         "laragon",
@@ -278,7 +296,7 @@ def apache_lounge_machine() -> FakeWindows:
         httpd="C:/Apache24/bin/httpd.exe",
     )
     windows.fact(facts.CurrentUser, {"name": "LAB-PC\\prof", "sid": ADMIN_SID, "admin": True})
-    windows.fact(facts.CommandPath, "C:\\Windows\\system32\\tar.exe", program="tar.exe")
+    windows.fact(facts.SystemProgram, SYSTEM_TAR, program="tar.exe")
     # MariaDB and PostgreSQL installed as services, Redis (e.g. Memurai) running.
     database_servers(
         windows,
