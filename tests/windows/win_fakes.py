@@ -18,7 +18,13 @@ from provisioning.connectors.winssh import WinSSHConnector
 from provisioning.settings import load_settings
 from provisioning.windows import databases, facts
 from provisioning.windows.deploy import deploy_windows
-from provisioning.windows.powershell import STDIN_LOADER, WRAPPER_HEAD, WRAPPER_TAIL, decode_command
+from provisioning.windows.powershell import (
+    STDIN_LOADER,
+    WRAPPER_HEAD,
+    WRAPPER_TAIL,
+    decode_command,
+    ps_assign,
+)
 
 COMMAND_LINE = re.compile(r"^powershell -NoProfile -NonInteractive -EncodedCommand ([A-Za-z0-9+/=]+)$")
 
@@ -279,6 +285,7 @@ def laragon_machine(python: dict = PYTHON, apache_bits: int = 64, msvc: dict = M
         listening={"127.0.0.1:3306": True, "127.0.0.1:5432": True, "127.0.0.1:6379": False},
     )
     admin_logins(windows, {"mysql": (LARAGON_MYSQL, "root"), "pgres": (PG_PSQL, "postgres")})
+    checklist_answers(windows, httpd)
     return windows
 
 
@@ -309,6 +316,50 @@ def apache_lounge_machine() -> FakeWindows:
     )
     admin_logins(windows, {"mysql": (MARIADB_MYSQL, "root"), "pgres": (PG_PSQL, "postgres")})
     return windows
+
+
+# --- what the first-real-machine checklist reads (windows_checklist.py) ----------------------------------
+
+CLIXML_HTTPD_ERROR = (
+    "#< CLIXML\r\n"
+    '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+    '<S S="Error">httpd.exe : AH00526: Syntax error: could not open configuration file_x000D__x000A_</S>'
+    "</Objs>\r\n"
+)
+
+
+def checklist_answers(windows: FakeWindows, httpd: str) -> None:
+    """What a converged machine would answer to the checklist (windows_checklist.py)."""
+    from provisioning.windows import checklist
+
+    windows.fact(
+        checklist.SystemSummary, {"os": "Microsoft Windows 11 Pro 10.0.22631", "powershell": "5.1.22621"}
+    )
+    windows.fact(
+        checklist.ModWsgiBuilt,
+        {"stamp": "mod-wsgi==6.1.1 apache=C:/x", "dist": ["mod_wsgi-6.1.1.dist-info"],
+         "modules": ["mod_wsgi.cp311-win_amd64.pyd"]},
+        venv="C:/impots/venv",
+    )  # fmt: skip
+    windows.fact(
+        checklist.NonAsciiRoundTrip,
+        {"folder": checklist.NON_ASCII_FOLDER, "files": [checklist.NON_ASCII_FILE],
+         "content": checklist.NON_ASCII_FOLDER},
+        folder=checklist.NON_ASCII_FOLDER,
+        file=checklist.NON_ASCII_FILE,
+    )  # fmt: skip
+    urls = [
+        "https://flask-impots-withmysql/impots/",
+        "https://flask-impots-withpgres/impots/",
+        "https://date-time-server/",
+    ]
+    answers = dict.fromkeys(urls, "200")
+    answers[urls[2]] = "The remote certificate is invalid according to the validation procedure."
+    windows.fact(checklist.SitesAnswer, answers, urls=urls)
+    failing = (
+        ps_assign(httpd=httpd.replace("/", "\\")) + "& $httpd -t -f 'C:\\impots-checklist-no-such.conf'\n"
+    )
+    windows.answers[failing.strip("\n")] = Answer(stderr=CLIXML_HTTPD_ERROR, status=1)
 
 
 # --- a dry run through the connector ----------------------------------------------------------------
