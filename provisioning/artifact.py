@@ -17,8 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-APP_SOURCE = REPO_ROOT / "app"
-ARTIFACTS_DIR = REPO_ROOT / ".artifacts"
+# An installed package carries the app as provisioning/_app (setup.py); a checkout has app/ beside it.
+_PACKAGED_APP = Path(__file__).resolve().parent / "_app"
+APP_SOURCE = _PACKAGED_APP if _PACKAGED_APP.is_dir() else REPO_ROOT / "app"
+# Controller-side outputs (app tarballs, each host's local CA): in the checkout, or, for an installed
+# package, in the folder the deploy is run from.
+ARTIFACTS_DIR = (Path.cwd() if APP_SOURCE == _PACKAGED_APP else REPO_ROOT) / ".artifacts"
 
 # Never shipped: byte code, per-host state (instance/ holds secrets and logs) and the app's tests.
 EXCLUDED_NAMES = frozenset(
@@ -119,3 +123,8 @@ def _prune(output_dir: Path) -> None:
     artifacts = sorted(output_dir.glob("impots-app-*.tar.gz"), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in artifacts[KEPT_ARTIFACTS:]:
         old.unlink(missing_ok=True)
+
+
+def app_requirements() -> str:
+    """The app's pinned runtime requirements as shipped in the artifact (Contract 2)."""
+    return (APP_SOURCE / "requirements.txt").read_text(encoding="utf-8")

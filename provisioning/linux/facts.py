@@ -40,24 +40,104 @@ def _commands_run() -> int:
     return sum(len(data.operation_meta._commands or []) for data in ops[host].values())
 
 
+def _cache_key(fact_cls: type[FactBase], kwargs: dict[str, Any]) -> tuple:
+    # Planning and execution never share a value: the target may change while a user reads the plan.
+    phase = bool(getattr(state, "is_executing", False))
+    return (id(state), phase, host.name, fact_cls, json.dumps(kwargs, sort_keys=True, default=str))
+
+
 def cached_fact(fact_cls: type[FactBase], **kwargs: Any) -> Any:
     """``host.get_fact`` remembered until the host runs its next command.
 
     pyinfra 3 has no fact cache: several operations reading the same fact cost one round trip each.
     A value is reused only while nothing ran on the host since it was read, so it is never stale.
+    The first fact an operation asks for in a phase also reads the whole ``prefetch`` list at once.
     """
     generation = _commands_run()
     if generation < 0:
         return host.get_fact(fact_cls, **kwargs)
-    # Planning and execution never share a value: the target may change while a user reads the plan.
-    phase = bool(getattr(state, "is_executing", False))
-    key = (id(state), phase, host.name, fact_cls, json.dumps(kwargs, sort_keys=True, default=str))
+    key = _cache_key(fact_cls, kwargs)
     cached = _CACHE.get(key)
+    if not (cached and cached[0] == generation) and _read_prefetched(generation):
+        cached = _CACHE.get(key)
     if cached and cached[0] == generation:
         return cached[1]
     value = host.get_fact(fact_cls, **kwargs)
     _CACHE[key] = (generation, value)
     return value
+
+
+def _command_text(command: Any) -> str:
+    return command if isinstance(command, str) else command.get_raw_value()
+
+
+class FactBatch(FactBase[list]):
+    """
+    Returns ``[(exit status, output lines), ...]``: several fact commands in ONE round trip, run
+    concurrently on the target (each in the background, its output in its own temporary file).
+    """
+
+    @staticmethod
+    def default() -> list:
+        return []
+
+    def command(self, commands: list[str]) -> str:
+        jobs = "".join(
+            f'( ( {command} ) >"$b/{i}" 2>/dev/null; echo $? >"$b/{i}.rc" ) & '
+            for i, command in enumerate(commands)
+        )
+        # sed adds the newline a last line may lack, so the next marker starts a line of its own.
+        show = "; ".join(
+            f'echo "@@impots-fact {i} $(cat "$b/{i}.rc")"; sed -e \'$a\\\' "$b/{i}"'
+            for i in range(len(commands))
+        )
+        return f'b=$(mktemp -d) && {{ {jobs}wait; {show}; rm -rf "$b"; }}'
+
+    def process(self, output: list[str]) -> list:
+        results: list = []
+        for line in output:
+            if line.startswith("@@impots-fact "):
+                status = line.split()[2] if len(line.split()) > 2 else "1"
+                results.append((int(status) if status.isdigit() else 1, []))
+            elif results:
+                results[-1][1].append(line)
+        return results
+
+
+_PREFETCH: dict[tuple, list] = {}
+_PREFETCHED: set[tuple] = set()
+
+
+def prefetch(queries: list[tuple[type[FactBase], dict[str, Any]]]) -> None:
+    """Declare the facts this host's operations will read: the first ``cached_fact`` of each phase
+    (planning with ``--dry``/``--diff``, then execution) reads them all in ONE round trip.
+
+    pyinfra runs operation bodies when it executes them (and also while planning with ``--dry`` or
+    ``--diff``), so the batch is read lazily, once per phase; later reads after a change go to the
+    target one by one, as they must. A no-change run costs one command for the whole host state.
+    """
+    _PREFETCH[(id(state), host.name)] = queries
+
+
+def _read_prefetched(generation: int) -> bool:
+    phase = bool(getattr(state, "is_executing", False))
+    queries = _PREFETCH.get((id(state), host.name))
+    once = (id(state), host.name, phase)
+    if not queries or once in _PREFETCHED:
+        return False
+    _PREFETCHED.add(once)
+    facts = [fact_cls() for fact_cls, _ in queries]
+    commands = [
+        _command_text(fact.command(**kwargs)) for fact, (_, kwargs) in zip(facts, queries, strict=True)
+    ]
+    results = host.get_fact(FactBatch, commands=commands)
+    if len(results) != len(queries):
+        return False  # the batch itself failed: every operation reads its own fact as usual
+    for fact, (fact_cls, kwargs), (status, lines) in zip(facts, queries, results, strict=True):
+        # A failed command gives the fact's default(), as host.get_fact would.
+        value = fact.process(lines) if status == 0 else fact.default()
+        _CACHE[_cache_key(fact_cls, kwargs)] = (generation, value)
+    return True
 
 
 def _bind_check_script(address: str) -> str:
@@ -245,11 +325,12 @@ class PathsState(FactBase[dict]):
 
 class SymlinkTarget(FactBase[str]):
     """
-    Returns where a symbolic link points (``readlink``), or ``None`` when it is not a link.
+    Returns where a symbolic link points (``readlink``), or ``None`` when it is not a link, or when
+    it points to nothing whole: a release folder that disappeared, or lost ``entry_point``.
     """
 
-    def command(self, path: str) -> str:
-        return f"readlink {_q(path)} || true"
+    def command(self, path: str, entry_point: str = ".") -> str:
+        return f"test -e {_q(path)}/{_q(entry_point)} && readlink {_q(path)} || true"
 
     def process(self, output: list[str]) -> str | None:
         return output[0].strip() or None
@@ -273,7 +354,8 @@ class ApacheEnabledItems(FactBase[list]):
         return sorted(line.strip() for line in output if line.strip())
 
 
-VHOST_MARKER = "Managed by impots-provisioning (templates/linux/vhost.conf.j2)"
+# The marker line of our vhost template (vhost.conf.j2), and of the Linux-only one of earlier versions.
+VHOST_MARKER = r"Managed by impots-provisioning \((templates/linux/)?vhost\.conf\.j2\)"
 
 
 class ManagedVhosts(FactBase[list]):
@@ -287,7 +369,7 @@ class ManagedVhosts(FactBase[list]):
         return []
 
     def command(self, site_dir: str) -> str:
-        return f"grep -l {_q(VHOST_MARKER)} {_q(site_dir)}/*.conf 2>/dev/null; true"
+        return f"grep -lE {_q(VHOST_MARKER)} {_q(site_dir)}/*.conf 2>/dev/null; true"
 
     def process(self, output: list[str]) -> list:
         names = [line.strip().rsplit("/", 1)[-1] for line in output if line.strip().endswith(".conf")]
@@ -347,49 +429,6 @@ class HelperJson(FactBase[dict]):
     def process(self, output: list[str]) -> dict | None:
         text = "\n".join(output).strip()
         return json.loads(text) if text else None
-
-
-class TlsState(FactBase[dict]):
-    """
-    Returns the state of the local CA and server certificate in ``directory``: ``ca`` (CA present and
-    valid for 30 more days), ``server_sans`` (sorted DNS names of the server certificate),
-    ``server_ok`` (present, signed by the CA, valid for 30 more days) and ``ca_pem`` (the CA
-    certificate's lines, public, fetched back to the controller).
-    """
-
-    @staticmethod
-    def default() -> dict:
-        return {"ca": False, "server_sans": [], "server_ok": False, "ca_pem": []}
-
-    def command(self, directory: str) -> str:
-        d = _q(directory)
-        month = 30 * 24 * 3600
-        return (
-            f"if test -s {d}/ca.key && openssl x509 -noout -checkend {month} -in {d}/ca.pem >/dev/null 2>&1; "
-            "then echo ca=1; fi; "
-            f"if test -s {d}/server.key "
-            f"&& openssl x509 -noout -checkend {month} -in {d}/server.pem >/dev/null 2>&1 "
-            f"&& openssl verify -CAfile {d}/ca.pem {d}/server.pem >/dev/null 2>&1; "
-            "then echo server_ok=1; fi; "
-            f"openssl x509 -noout -ext subjectAltName -in {d}/server.pem 2>/dev/null "
-            "| tr ',' '\\n' | sed -n 's/^ *DNS:/san=/p'; "
-            f"sed 's/^/pem=/' {d}/ca.pem 2>/dev/null; true"
-        )
-
-    def process(self, output: list[str]) -> dict:
-        state = self.default()
-        for line in output:
-            key, _, value = line.partition("=")
-            if key == "ca":
-                state["ca"] = True
-            elif key == "server_ok":
-                state["server_ok"] = True
-            elif key == "san":
-                state["server_sans"].append(value.strip())
-            elif key == "pem":
-                state["ca_pem"].append(value)
-        state["server_sans"].sort()
-        return state
 
 
 class SelinuxState(FactBase[dict]):

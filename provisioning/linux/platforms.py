@@ -40,9 +40,17 @@ class LinuxPlatform:
     wsgi_socket_prefix: str
     database_services: tuple[str, str, str]  # mariadb, postgresql, redis
     system_python: str = "/usr/bin/python3"
+    wsgi_daemon: bool = True  # one mod_wsgi daemon process group per site
+    guard_modules: bool = False  # our own module files load mod_wsgi and mod_ssl: no <IfModule> guards
 
     def site_file(self, site_name: str) -> str:
         return f"{self.site_dir}/{site_name}.conf"
+
+    def vhost_file(self, site_name: str) -> str:
+        return self.site_file(site_name)
+
+    def state_dir(self, install_root: str) -> str:
+        return "/var/lib/impots-provisioning"
 
     @property
     def mariadb_service(self) -> str:

@@ -23,11 +23,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations.util import any_changed
 
+from provisioning import plan
 from provisioning.artifact import REPO_ROOT, build_app_artifact
 from provisioning.settings import AppPaths, Settings, app_paths
 from provisioning.windows import databases, facts, operations, prerequisites
@@ -51,7 +52,6 @@ from provisioning.windows.prerequisites import WindowsDeployError, choose_python
 from provisioning.windows.tls import controller_certificate, local_ca_file
 
 REQUIREMENTS_FILE = REPO_ROOT / "requirements" / "app.txt"
-TEMPLATES = REPO_ROOT / "templates"
 
 
 @dataclass(frozen=True)
@@ -232,20 +232,21 @@ def resolve_target(settings: Settings, admins: databases.DatabaseAdmins | None =
 
 
 def _templates() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined, keep_trailing_newline=True
-    )
+    return plan.TEMPLATES
 
 
 def crlf(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\n", "\r\n")
 
 
-def render_vhost(target: WindowsTarget, site: Any) -> bytes:
-    text = (
-        _templates()
-        .get_template("windows/vhost.conf.j2")
-        .render(site=site, paths=target.paths, platform=target.platform, tls=target.tls)
+def render_vhost(target: WindowsTarget, settings: Settings, site: Any) -> bytes:
+    text = plan.render(
+        "vhost.conf.j2",
+        site=site,
+        settings=settings,
+        paths=target.paths,
+        platform=target.platform,
+        tls=target.tls,
     )
     return crlf(text).encode("utf-8")
 
@@ -277,9 +278,7 @@ def hosts_block_lines(settings: Settings) -> list[str]:
 
 
 def render_instance_config(settings: Settings, paths: AppPaths) -> bytes:
-    text = (
-        _templates().get_template("common/impots.json.j2").render(settings=settings, paths=paths, site=None)
-    )
+    text = _templates().get_template("impots.json.j2").render(settings=settings, paths=paths, site=None)
     return text.encode("utf-8")
 
 
@@ -385,7 +384,7 @@ def deploy_windows(settings: Settings) -> None:
             operations.put_bytes(
                 name=f"Vhost {site.name}",
                 dest=platform.vhost_file(site.name),
-                content=render_vhost(target, site),
+                content=render_vhost(target, settings, site),
             )
         )
     changes.append(

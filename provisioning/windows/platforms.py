@@ -40,6 +40,16 @@ class WindowsPlatform:
     include_vhosts: bool  # our httpd.conf block must Include each vhost file (Laragon includes its folder)
     default_cert: str | None  # certificate used when impots_tls is the default source (None: make one)
     default_key: str | None
+    wsgi_daemon: bool = False  # mod_wsgi has no daemon mode on Windows: embedded, one Python per Apache
+    # Laragon's sites-enabled folder is read by every Apache version it has: guard mod_ssl/mod_wsgi.
+    guard_modules: bool = True
+
+    @property
+    def apache_log_dir(self) -> str:
+        return f"{self.apache_root}/logs"
+
+    def state_dir(self, install_root: str) -> str:
+        return f"{install_root}/state"
 
     @property
     def httpd(self) -> str:

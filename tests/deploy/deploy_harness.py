@@ -151,17 +151,19 @@ def run_deploy(
     timeout: float = 600,
     launcher: list[str] | None = None,
     env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> PyinfraRun:
     """Run `pyinfra -y --json INVENTORY deploy.py` (or `--dry`) from the repository and parse its report.
 
-    `launcher` replaces the `pyinfra` executable (the benchmark counts commands through a wrapper).
+    `launcher` replaces the `pyinfra` executable (the benchmark counts commands through a wrapper);
+    `cwd` runs another copy of the project (its deploy.py, app and .artifacts).
     """
     command = pyinfra_deploy_command(inventory, data, dry=dry, diff=diff)
     args = [*launcher, *command[1:]] if launcher else command
     started = time.monotonic()
     proc = subprocess.run(
         args,
-        cwd=REPO,
+        cwd=cwd or REPO,
         env={**deploy_env(), **(env or {})},
         capture_output=True,
         text=True,

@@ -10,7 +10,6 @@ from provisioning.linux.facts import (
     SelinuxState,
     ServicesState,
     TargetPlatform,
-    TlsState,
     VenvState,
 )
 from provisioning.linux.platforms import DEBIAN, RHEL, UnsupportedPlatform, choose_platform
@@ -116,15 +115,6 @@ def test_venv_state() -> None:
         "mod_wsgi": "6.1.1",
         "module_config": ['LoadModule wsgi_module "/v/x.so"'],
     }
-
-
-def test_tls_state_sorts_sans_and_keeps_the_ca() -> None:
-    state = TlsState().process(
-        ["ca=1", "san=b-site", "san=a-site", "pem=-----BEGIN CERTIFICATE-----", "pem=QUJD"]
-    )
-    assert state["ca"] and not state["server_ok"]
-    assert state["server_sans"] == ["a-site", "b-site"]
-    assert state["ca_pem"] == ["-----BEGIN CERTIFICATE-----", "QUJD"]
 
 
 def test_target_platform_selinux_mode() -> None:

@@ -6,22 +6,27 @@ import json
 import re
 
 import pytest
-from pyinfra.api.util import get_template
 
-from provisioning.linux.deploy import REPO_ROOT, TlsFiles, render, smoke_url
 from provisioning.linux.operations.hosts import with_block
 from provisioning.linux.platforms import DEBIAN, RHEL
+from provisioning.plan import TlsPlan, render, smoke_url
 from provisioning.settings import app_paths, parse_settings
+from provisioning.windows.platforms import laragon_platform
 
-TLS = TlsFiles(
-    cert="/opt/impots/tls/server.pem", key="/opt/impots/tls/server.key", ca="/opt/impots/tls/ca.pem"
+TLS = TlsPlan(
+    cert="/opt/impots/tls/server.pem",
+    key="/opt/impots/tls/server.key",
+    chain=None,
+    trust_anchor="/opt/impots/tls/ca.pem",
+    uploads=(),
+    client_ca=None,
 )
 
 
 def vhost(data: dict, index: int = 0, platform=DEBIAN) -> str:
     settings = parse_settings("h", data, {})
     return render(
-        "linux/vhost.conf.j2",
+        "vhost.conf.j2",
         site=settings.sites[index],
         settings=settings,
         paths=app_paths(settings),
@@ -37,7 +42,7 @@ def directive(text: str, name: str) -> list[str]:
 def test_vhost_under_impots_alias() -> None:
     text = vhost({})
     assert directive(text, "WSGIScriptAlias") == [
-        "WSGIScriptAlias /impots /opt/impots/app/main_withmysql.wsgi"
+        'WSGIScriptAlias /impots "/opt/impots/app/main_withmysql.wsgi"'
     ]
     (daemon,) = directive(text, "WSGIDaemonProcess")
     assert daemon.split()[1] == "flask-impots-withmysql"
@@ -53,12 +58,12 @@ def test_vhost_under_impots_alias() -> None:
         assert option in daemon.split(), option
     assert directive(text, "WSGIProcessGroup") == ["WSGIProcessGroup flask-impots-withmysql"]
     assert directive(text, "WSGIApplicationGroup") == ["WSGIApplicationGroup %{GLOBAL}"]
-    assert directive(text, "DocumentRoot") == ["DocumentRoot /opt/impots/www"] * 2
+    assert directive(text, "DocumentRoot") == ['DocumentRoot "/opt/impots/www"'] * 2
 
 
 def test_vhost_at_the_root_alias_for_the_date_time_site() -> None:
     text = vhost({}, index=2)
-    assert directive(text, "WSGIScriptAlias") == ["WSGIScriptAlias / /opt/impots/app/date_time_server.wsgi"]
+    assert directive(text, "WSGIScriptAlias") == ['WSGIScriptAlias / "/opt/impots/app/date_time_server.wsgi"']
     assert "ServerName date-time-server" in text
 
 
@@ -71,7 +76,7 @@ def test_vhost_custom_alias_and_daemon_sizes() -> None:
     }
     text = vhost(data)
     assert directive(text, "WSGIScriptAlias") == [
-        "WSGIScriptAlias /show-date-time /srv/impots/app/date_time_server.wsgi"
+        'WSGIScriptAlias /show-date-time "/srv/impots/app/date_time_server.wsgi"'
     ]
     assert "processes=3" in text and "threads=7" in text
 
@@ -83,26 +88,39 @@ def test_vhost_tls_is_mozilla_intermediate() -> None:
     suites = ciphers.split()[1].split(":")
     assert suites[0] == "ECDHE-ECDSA-AES128-GCM-SHA256" and len(suites) == 9
     assert not any(weak in ciphers for weak in ("RC4", "3DES", "CBC", "SHA1", "MD5"))
-    assert directive(text, "SSLCertificateFile") == ["SSLCertificateFile /opt/impots/tls/server.pem"]
+    assert directive(text, "SSLCertificateFile") == ['SSLCertificateFile "/opt/impots/tls/server.pem"']
     assert re.search(r"<VirtualHost \*:80>.*Redirect permanent / https://flask-impots-withmysql/", text, re.S)
 
 
 def test_vhost_grants_only_the_wsgi_script() -> None:
     text = vhost({})
-    assert "<Files main_withmysql.wsgi>" in text
+    assert '<Files "main_withmysql.wsgi">' in text
     assert text.count("Require all granted") == 1
     deny = render("linux/impots.conf.j2", paths=app_paths(parse_settings("h", {}, {})))
     assert re.search(r"<Directory /opt/impots>.*?Require all denied.*?</Directory>", deny, re.S)
 
 
 def test_vhost_uses_the_platform_log_dir() -> None:
-    assert "ErrorLog /var/log/httpd/flask-impots-withmysql-error.log" in vhost({}, platform=RHEL)
+    assert 'ErrorLog "/var/log/httpd/flask-impots-withmysql-error.log"' in vhost({}, platform=RHEL)
 
 
 def test_vhost_extra_lines_go_into_the_https_vhost() -> None:
     text = vhost({"impots_vhost_extra": ["Header always set X-Lab on"]})
     https = text.split("<VirtualHost *:443>")[1]
     assert "    Header always set X-Lab on" in https
+
+
+def test_windows_vhost_is_embedded_and_guards_its_modules() -> None:
+    """The same template on Windows: no daemon mode, and the HTTPS vhost only where mod_ssl and
+    mod_wsgi are loaded (Laragon's shared sites-enabled folder, another Apache version, SSL off)."""
+    platform = laragon_platform("C:/laragon", "C:/laragon/bin/apache/httpd-2.4.62-win64-VS17")
+    text = vhost({"impots_vhost_extra": ["Header always set X-Lab on"]}, platform=platform)
+    assert not directive(text, "WSGIDaemonProcess") and not directive(text, "WSGIProcessGroup")
+    https = text.split("<IfModule ssl_module>\n<IfModule wsgi_module>\n")[1]
+    assert https.startswith("<VirtualHost *:443>") and https.rstrip().endswith("</IfModule>\n</IfModule>")
+    assert "SSLCipherSuite ECDHE-ECDSA-AES128-GCM-SHA256" in https
+    assert "    Header always set X-Lab on" in https
+    assert directive(text, "ErrorLog")[0].startswith('ErrorLog "C:/laragon/bin/apache/httpd-2.4.62')
 
 
 @pytest.mark.parametrize(
@@ -133,8 +151,7 @@ def test_wsgi_module_files_from_module_config() -> None:
 
 def instance_config(data: dict, environ: dict | None = None) -> tuple[dict, str]:
     settings = parse_settings("h", data, environ or {})
-    template = get_template(str(REPO_ROOT / "templates" / "common" / "impots.json.j2"))
-    text = template.render(settings=settings, paths=app_paths(settings), site=None)
+    text = render("impots.json.j2", settings=settings, paths=app_paths(settings), site=None)
     return json.loads(text), text
 
 

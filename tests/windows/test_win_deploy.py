@@ -192,20 +192,20 @@ def target_for(layout: str, settings) -> WindowsTarget:
 
 LARAGON_VHOST = """\
 # flask-impots-withpgres: impots (pgres) under /impots
-# Managed by impots-provisioning (templates/windows/vhost.conf.j2): local edits are overwritten.
+# Managed by impots-provisioning (vhost.conf.j2): local edits are overwritten.
 
-# Guarded: this file may be read by an Apache that has neither module (Laragon's sites-enabled folder is
-# shared by every Apache version; Laragon's SSL may be off); Apache then still starts, without this site.
 # Plain HTTP only sends clients to HTTPS: the session cookie never travels in clear.
 <VirtualHost *:80>
     ServerName flask-impots-withpgres
     DocumentRoot "C:/impots/www"
     Redirect permanent / https://flask-impots-withpgres/
+
     ErrorLog "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17/logs/flask-impots-withpgres-error.log"
     CustomLog "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17/logs/flask-impots-withpgres-access.log" combined
 </VirtualHost>
 
 <IfModule ssl_module>
+<IfModule wsgi_module>
 <VirtualHost *:443>
     ServerName flask-impots-withpgres
     # An empty folder: nothing of the app is ever served as a file.
@@ -217,13 +217,31 @@ LARAGON_VHOST = """\
     SSLEngine on
     SSLCertificateFile "C:/impots/tls/server.pem"
     SSLCertificateKeyFile "C:/impots/tls/server.key"
+    # Mozilla "intermediate" (guideline 5.7): TLS 1.2 and 1.3 only, their cipher list.
     SSLProtocol -all +TLSv1.2 +TLSv1.3
+    SSLCipherSuite ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305
+    SSLOpenSSLConfCmd Curves X25519:prime256v1:secp384r1
+    SSLHonorCipherOrder off
+    SSLSessionTickets off
 
-    <IfModule wsgi_module>
+    # Browsers keep to HTTPS (impots_hsts_max_age), never sniff types, never frame the app, and send
+    # no full URL to other sites. "unset" drops the app's own copy: each header is sent once.
+    <IfModule headers_module>
+    Header unset Strict-Transport-Security
+    Header always set Strict-Transport-Security "max-age=31536000"
+    Header unset X-Content-Type-Options
+    Header always set X-Content-Type-Options "nosniff"
+    Header unset X-Frame-Options
+    Header always set X-Frame-Options "DENY"
+    Header unset Content-Security-Policy
+    Header always set Content-Security-Policy "frame-ancestors 'none'"
+    Header unset Referrer-Policy
+    Header always set Referrer-Policy "same-origin"
+    </IfModule>
+
     # psycopg2 and other C extensions want the main interpreter.
     WSGIApplicationGroup %{GLOBAL}
     WSGIScriptAlias /impots "C:/impots/app/main_withpgres.wsgi"
-    </IfModule>
     <Directory "C:/impots/app">
         <Files "main_withpgres.wsgi">
             Require all granted
@@ -234,24 +252,25 @@ LARAGON_VHOST = """\
     CustomLog "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17/logs/flask-impots-withpgres-access.log" combined
 </VirtualHost>
 </IfModule>
+</IfModule>
 """  # noqa: E501
 
 LOUNGE_VHOST = """\
 # date-time-server: date-time under /
-# Managed by impots-provisioning (templates/windows/vhost.conf.j2): local edits are overwritten.
+# Managed by impots-provisioning (vhost.conf.j2): local edits are overwritten.
 
-# Guarded: this file may be read by an Apache that has neither module (Laragon's sites-enabled folder is
-# shared by every Apache version; Laragon's SSL may be off); Apache then still starts, without this site.
 # Plain HTTP only sends clients to HTTPS: the session cookie never travels in clear.
 <VirtualHost *:80>
     ServerName date-time-server
     DocumentRoot "C:/impots/www"
     Redirect permanent / https://date-time-server/
+
     ErrorLog "C:/Apache24/logs/date-time-server-error.log"
     CustomLog "C:/Apache24/logs/date-time-server-access.log" combined
 </VirtualHost>
 
 <IfModule ssl_module>
+<IfModule wsgi_module>
 <VirtualHost *:443>
     ServerName date-time-server
     # An empty folder: nothing of the app is ever served as a file.
@@ -264,13 +283,31 @@ LOUNGE_VHOST = """\
     SSLCertificateFile "C:/impots/tls/server.pem"
     SSLCertificateKeyFile "C:/impots/tls/server.key"
     SSLCertificateChainFile "C:/impots/tls/ca.pem"
+    # Mozilla "intermediate" (guideline 5.7): TLS 1.2 and 1.3 only, their cipher list.
     SSLProtocol -all +TLSv1.2 +TLSv1.3
+    SSLCipherSuite ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305
+    SSLOpenSSLConfCmd Curves X25519:prime256v1:secp384r1
+    SSLHonorCipherOrder off
+    SSLSessionTickets off
 
-    <IfModule wsgi_module>
+    # Browsers keep to HTTPS (impots_hsts_max_age), never sniff types, never frame the app, and send
+    # no full URL to other sites. "unset" drops the app's own copy: each header is sent once.
+    <IfModule headers_module>
+    Header unset Strict-Transport-Security
+    Header always set Strict-Transport-Security "max-age=31536000"
+    Header unset X-Content-Type-Options
+    Header always set X-Content-Type-Options "nosniff"
+    Header unset X-Frame-Options
+    Header always set X-Frame-Options "DENY"
+    Header unset Content-Security-Policy
+    Header always set Content-Security-Policy "frame-ancestors 'none'"
+    Header unset Referrer-Policy
+    Header always set Referrer-Policy "same-origin"
+    </IfModule>
+
     # psycopg2 and other C extensions want the main interpreter.
     WSGIApplicationGroup %{GLOBAL}
     WSGIScriptAlias / "C:/impots/app/date_time_server.wsgi"
-    </IfModule>
     <Directory "C:/impots/app">
         <Files "date_time_server.wsgi">
             Require all granted
@@ -281,7 +318,8 @@ LOUNGE_VHOST = """\
     CustomLog "C:/Apache24/logs/date-time-server-access.log" combined
 </VirtualHost>
 </IfModule>
-"""
+</IfModule>
+"""  # noqa: E501
 
 
 def test_laragon_vhost_exact():
@@ -292,7 +330,7 @@ def test_laragon_vhost_exact():
         target.platform.vhost_file(site.name)
         == "C:/laragon/etc/apache2/sites-enabled/flask-impots-withpgres.conf"
     )
-    assert render_vhost(target, site) == LARAGON_VHOST.replace("\n", "\r\n").encode()
+    assert render_vhost(target, settings, site) == LARAGON_VHOST.replace("\n", "\r\n").encode()
 
 
 def test_apache_lounge_vhost_exact():
@@ -300,7 +338,7 @@ def test_apache_lounge_vhost_exact():
     target = target_for("apache-lounge", settings)
     site = settings.sites[2]
     assert target.platform.vhost_file(site.name) == "C:/Apache24/conf/extra/impots-date-time-server.conf"
-    assert render_vhost(target, site) == LOUNGE_VHOST.replace("\n", "\r\n").encode()
+    assert render_vhost(target, settings, site) == LOUNGE_VHOST.replace("\n", "\r\n").encode()
 
 
 def test_vhost_files_are_never_named_auto():

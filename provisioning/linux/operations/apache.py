@@ -11,7 +11,7 @@ import shlex
 from pyinfra import host
 from pyinfra.api import operation
 
-from provisioning.linux.facts import ApacheEnabledItems, ApacheState, ManagedVhosts
+from provisioning.linux.facts import ApacheEnabledItems, ApacheState, ManagedVhosts, cached_fact
 from provisioning.linux.operations.system import enable_command
 from provisioning.linux.platforms import platform_record
 
@@ -44,7 +44,7 @@ def apache_enabled(items: list[list], helper: str, snapshot: str):
             snapshot="/var/lib/impots-provisioning/apache-config-before.tar",
         )
     """
-    present = set(host.get_fact(ApacheEnabledItems, config_root="/etc/apache2"))
+    present = set(cached_fact(ApacheEnabledItems, config_root="/etc/apache2"))
     commands = []
     for kind, item, enabled in items:
         if kind not in _DEBIAN_KINDS:
@@ -71,7 +71,7 @@ def stale_vhosts_removed(platform: str, keep: list[str], helper: str, snapshot: 
     + snapshot: the configuration snapshot (taken before the first change)
     """
     record = platform_record(platform)
-    stale = [name for name in host.get_fact(ManagedVhosts, site_dir=record.site_dir) if name not in keep]
+    stale = [name for name in cached_fact(ManagedVhosts, site_dir=record.site_dir) if name not in keep]
     if not stale:
         host.noop("no vhost of a removed site")
         return
@@ -112,7 +112,7 @@ def apache_applied(
     """
     record = platform_record(platform)
     service = record.apache_service
-    state = host.get_fact(ApacheState, init=init, service=service, stamp=stamp, paths=watched)
+    state = cached_fact(ApacheState, init=init, service=service, stamp=stamp, paths=watched)
     if state["running"] and not state["changed"]:
         if state["enabled"]:
             host.noop(f"{service} is already running with this configuration")

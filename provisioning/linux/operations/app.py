@@ -9,10 +9,11 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
-from pyinfra.api.util import get_file_sha256
-from pyinfra.facts.files import Sha256File
 
 from provisioning.linux.facts import HelperJson, SymlinkTarget, VenvState, cached_fact
+
+# A release is whole when its link resolves to a folder that holds the entry points.
+RELEASE_ENTRY_POINT = "main_withpgres.wsgi"
 
 
 @operation()
@@ -34,7 +35,7 @@ def app_release(artifact: str, sha256: str, install_root: str):
     """
     release = sha256[:16]
     wanted = f"releases/{release}"
-    current = host.get_fact(SymlinkTarget, path=f"{install_root}/app")
+    current = cached_fact(SymlinkTarget, path=f"{install_root}/app", entry_point=RELEASE_ENTRY_POINT)
     if current == wanted:
         host.noop(f"release {release} is already the current app")
         return
@@ -131,7 +132,7 @@ def secrets_file(
     + generate: keys to generate when absent (e.g. ``secret_key``)
     + upload_dir: root-only (0700) folder where given values transit
     """
-    status = host.get_fact(HelperJson, helper=helper, arguments=["secrets-status", path]) or {}
+    status = cached_fact(HelperJson, helper=helper, arguments=["secrets-status", path]) or {}
     kept = status.get("values")
     stale = kept is None or any(kept.get(k) != secret_digest(v) for k, v in given.items())
     stale = stale or any(k not in kept for k in generate)
@@ -147,19 +148,3 @@ def secrets_file(
         host.noop(f"{path} already holds every secret")
         return
     yield f"chown root:{group} {path} && chmod 640 {path}"
-
-
-@operation()
-def private_file(src: str, dest: str, mode: str = "600"):
-    """
-    Upload a private file (e.g. a TLS key) by content hash, without ever printing a diff of it.
-
-    + src: controller path
-    + dest: target path
-    + mode: octal mode of the target file
-    """
-    if host.get_fact(Sha256File, path=dest) == get_file_sha256(src):
-        host.noop(f"{dest} is already up to date")
-        return
-    yield FileUploadCommand(src, dest)
-    yield f"chown root:root {dest} && chmod {mode} {dest}"

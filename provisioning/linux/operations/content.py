@@ -12,7 +12,7 @@ from pyinfra.api.util import get_file_sha256
 from pyinfra.facts.files import FileContents
 from pyinfra.operations.util.files import generate_color_diff
 
-from provisioning.linux.facts import PathsState
+from provisioning.linux.facts import PathsState, cached_fact
 
 
 def _metadata_commands(path: str, current: dict, user: str, group: str, mode: str) -> list[str]:
@@ -41,7 +41,7 @@ def folders_present(folders: list[dict]):
             folders=[{"path": "/opt/impots", "user": "root", "group": "root", "mode": "755"}],
         )
     """
-    current = host.get_fact(PathsState, paths=[f["path"] for f in folders], hashes=False)
+    current = cached_fact(PathsState, paths=[f["path"] for f in folders], hashes=False)
     changed = False
     for folder in folders:
         path, user, group, mode = folder["path"], folder["user"], folder["group"], folder["mode"]
@@ -84,7 +84,7 @@ def files_present(files: list[dict], before: str | None = None):
 
     Never use it for secrets: with ``--diff`` the content is printed.
     """
-    current = host.get_fact(PathsState, paths=[f["path"] for f in files], hashes=True)
+    current = cached_fact(PathsState, paths=[f["path"] for f in files], hashes=True)
     # Every command is worked out before the first is yielded: pyinfra's change detection stops at
     # the first command, and each file's --diff is printed while its commands are worked out.
     commands: list = []

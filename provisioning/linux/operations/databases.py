@@ -12,10 +12,18 @@ from pyinfra.api import operation
 from provisioning.linux.facts import HelperJson, cached_fact
 
 
+def database_state_query(
+    helper: str, secrets: str, database: str, user: str, dbms: list[str], venv: str, app: str
+) -> dict:
+    """The ``HelperJson`` arguments of the one state query the three operations below share."""
+    arguments = ["db-state", secrets, database, user, "--dbms", ",".join(dbms), "--venv", venv, "--app", app]
+    return {"helper": helper, "arguments": arguments}
+
+
 def database_state(helper: str, secrets: str, database: str, user: str, dbms: list[str], venv: str, app: str):
     """Both DBMS and their seed status in one helper call, shared by the three operations below."""
-    arguments = ["db-state", secrets, database, user, "--dbms", ",".join(dbms), "--venv", venv, "--app", app]
-    return cached_fact(HelperJson, helper=helper, arguments=arguments) or {}
+    query = database_state_query(helper, secrets, database, user, dbms, venv, app)
+    return cached_fact(HelperJson, **query) or {}
 
 
 @operation()
@@ -61,7 +69,14 @@ def postgresql_database(
 
 @operation()
 def database_seeded(
-    helper: str, secrets: str, database: str, user: str, dbms: list[str], venv: str, app: str
+    helper: str,
+    secrets: str,
+    database: str,
+    user: str,
+    dbms: list[str],
+    venv: str,
+    app: str,
+    touch: str | None = None,
 ):
     """
     Create the app's tables and make their rows equal to the course data with the app's own script
@@ -71,6 +86,7 @@ def database_seeded(
     + dbms: ``mysql`` and/or ``pgres``
     + venv: the app's virtual environment
     + app: the app folder (current release)
+    + touch: a file touched after seeding (the apps must reload to read the repaired data)
     """
     seeds = database_state(helper, secrets, database, user, dbms, venv, app).get("seed", {})
     stale = [name for name in dbms if seeds.get(name) != 0]
@@ -79,3 +95,5 @@ def database_seeded(
         return
     for name in stale:
         yield f"cd {app} && {venv}/bin/python -m impots.db.seed {name}"
+    if touch:
+        yield f"touch {touch}"

@@ -9,6 +9,8 @@ from pyinfra.api import FileUploadCommand, operation
 from pyinfra.facts.files import FileContents
 from pyinfra.operations.util.files import generate_color_diff
 
+from provisioning.linux.facts import cached_fact
+
 BEGIN = "# BEGIN impots-provisioning"
 END = "# END impots-provisioning"
 
@@ -47,7 +49,7 @@ def hosts_block(address: str, names: list[str], path: str = "/etc/hosts"):
 
         hosts_block(name="Site names", address="127.0.0.1", names=["date-time-server"])
     """
-    current = host.get_fact(FileContents, path=path) or []
+    current = cached_fact(FileContents, path=path) or []
     wanted = with_block(current, address, names)
     if wanted == current:
         host.noop(f"{path} already maps {', '.join(names)} to {address}")

@@ -6,7 +6,7 @@ from pyinfra import host
 from pyinfra.api import StringCommand, operation
 from pyinfra.facts.files import File, FindInFile
 
-from provisioning.linux.facts import MissingPackages, ServicesState
+from provisioning.linux.facts import MissingPackages, ServicesState, cached_fact
 from provisioning.linux.platforms import platform_record
 
 
@@ -26,7 +26,7 @@ def packages_installed(platform: str, packages: list[str] | None = None):
     """
     record = platform_record(platform)
     wanted = list(packages or record.packages)
-    missing = host.get_fact(MissingPackages, manager=record.package_manager, packages=wanted)
+    missing = cached_fact(MissingPackages, manager=record.package_manager, packages=wanted)
     if not missing:
         host.noop(f"{len(wanted)} packages are already installed")
         return
@@ -58,7 +58,7 @@ def services_running(platform: str, init: str, services: list[str], enabled: boo
         services_running(name="Databases", platform="debian", init="sysvinit", services=["mariadb"])
     """
     record = platform_record(platform)
-    states = host.get_fact(ServicesState, init=init, services=services)
+    states = cached_fact(ServicesState, init=init, services=services)
     changed = False
     for service in services:
         state = states.get(service, {"running": False, "enabled": False})

@@ -1,0 +1,48 @@
+"""The facts a Linux deploy reads, listed from the plan so that they are read in one round trip.
+
+Each entry is ``(fact class, keyword arguments)`` exactly as the operation that reads it asks for it
+through ``cached_fact``; ``facts.prefetch`` runs them all concurrently in one command, so a no-change
+run costs a couple of remote commands instead of one per fact. An entry that does not match what
+its operation asks only costs that operation its own round trip (the bench counts them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyinfra.facts.files import FileContents
+
+from provisioning.linux import facts
+from provisioning.linux.operations.app import RELEASE_ENTRY_POINT
+from provisioning.linux.operations.databases import database_state_query
+from provisioning.plan import HostPlan
+
+
+def queries(plan: HostPlan, init: str, files: list[dict], apply: dict[str, Any], database: dict) -> list:
+    platform, paths = plan.platform, plan.paths
+    wanted: list[tuple[type, dict[str, Any]]] = [
+        (facts.MissingPackages, {"manager": platform.package_manager, "packages": list(platform.packages)}),
+        (facts.ServicesState, {"init": init, "services": list(platform.database_services)}),
+        (facts.PathsState, {"paths": [folder.path for folder in plan.folders], "hashes": False}),
+        (facts.PathsState, {"paths": [f["path"] for f in files[0]], "hashes": True}),
+        (facts.PathsState, {"paths": [f["path"] for f in files[1]], "hashes": True}),
+        (facts.HelperJson, {"helper": paths.helper, "arguments": ["secrets-status", plan.secrets.path]}),
+        (facts.SymlinkTarget, {"path": f"{paths.install_root}/app", "entry_point": RELEASE_ENTRY_POINT}),
+        (facts.VenvState, {"venv": paths.venv}),
+        (facts.ManagedVhosts, {"site_dir": platform.site_dir}),
+        (FileContents, {"path": "/etc/hosts"}),
+        (
+            facts.ApacheState,
+            {
+                "init": init,
+                "service": platform.apache_service,
+                "stamp": apply["stamp"],
+                "paths": apply["watched"],
+            },
+        ),
+    ]
+    if plan.databases.dbms:
+        wanted.append((facts.HelperJson, database_state_query(**database)))
+    if platform.uses_a2en:
+        wanted.append((facts.ApacheEnabledItems, {"config_root": "/etc/apache2"}))
+    return wanted

@@ -1,0 +1,183 @@
+"""What an outsider's attack and fault test found, each checked on the deployed stack (issue 8).
+
+Headers and what Apache tells about itself, Debian's exposed defaults, a vanished release, tax data
+repaired under a running app, and requests in flight while a deploy reloads Apache.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from deploy_harness import (
+    DATE_TIME_SITE,
+    DEFAULT_INVENTORY,
+    IMPOTS_ALIAS,
+    IMPOTS_SITES,
+    PREFIX_URL,
+    REPO,
+    https_session,
+    run_deploy,
+)
+from impots_client import ImpotsClient
+
+pytestmark = pytest.mark.deploy
+
+ALL_SITES = [*IMPOTS_SITES, DATE_TIME_SITE]
+SECURITY_HEADERS = {
+    "Strict-Transport-Security": "max-age=31536000",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "Referrer-Policy": "same-origin",
+}
+HOUSEHOLD = {"marié": "oui", "enfants": 2, "salaire": 55555}  # the course's example: 2814 euros
+
+
+def header_values(response: requests.Response, name: str) -> list[str]:
+    """Every occurrence of a header as sent (requests would join duplicates with a comma)."""
+    return response.raw.headers.getlist(name)
+
+
+@pytest.mark.parametrize("site", ALL_SITES)
+@pytest.mark.parametrize("path", ["/", f"{IMPOTS_ALIAS}{PREFIX_URL}/init-session/json", "/no-such-page"])
+def test_security_headers_once_on_every_answer(https: requests.Session, site: str, path: str) -> None:
+    response = https.get(f"https://{site}{path}", timeout=30, allow_redirects=False)
+    for name, value in SECURITY_HEADERS.items():
+        assert header_values(response, name) == [value], f"{site}{path} ({response.status_code}): {name}"
+
+
+@pytest.mark.parametrize("site", ALL_SITES)
+def test_apache_keeps_its_version_to_itself(https: requests.Session, site: str) -> None:
+    response = https.get(f"https://{site}/no-such-page-{site}", timeout=30)
+    assert response.status_code in (403, 404)
+    assert response.headers["Server"] == "Apache"
+    assert "Apache/2" not in response.text and "Server at" not in response.text
+
+
+@pytest.mark.parametrize("site", ALL_SITES)
+def test_server_status_is_not_served(https: requests.Session, site: str) -> None:
+    response = https.get(f"https://{site}/server-status", timeout=30, allow_redirects=False)
+    assert response.status_code != 200 and "Apache Server Status" not in response.text
+
+
+def test_debian_default_site_is_off(deployed) -> None:
+    with https_session(None) as session:
+        response = session.get("http://127.0.0.1/", headers={"Host": "unknown.example"}, timeout=30)
+    assert "Apache2 Debian Default Page" not in response.text
+    assert not Path("/etc/apache2/sites-enabled/000-default.conf").exists()
+
+
+def calculated_tax(session: requests.Session, site: str) -> int:
+    client = ImpotsClient(session, f"https://{site}{IMPOTS_ALIAS}{PREFIX_URL}")
+    assert client.init_session()[0] == 200
+    assert client.authenticate("admin", "admin")[0] == 200
+    status, body = client.calculate_many([HOUSEHOLD])
+    assert status == 200, body
+    return int(body["réponse"][0]["impôt"])
+
+
+def test_repaired_tax_data_reaches_the_running_app(https: requests.Session, converge_back) -> None:
+    """The deploy repairs a tampered bracket; the app must stop using the data it loaded."""
+    site = "flask-impots-withmysql"
+    assert calculated_tax(https, site) == 2814
+    tamper = "UPDATE tbtranches SET coeffn = coeffn + 1000 WHERE id = 2"
+    subprocess.run(["mysql", "dbimpots-2019", "-e", tamper], check=True)
+    subprocess.run(["apache2ctl", "graceful"], check=True)  # the app now runs on the tampered data
+    deadline = time.monotonic() + 30
+    while calculated_tax(https, site) == 2814 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert calculated_tax(https, site) != 2814, "the tampering did not reach the app: nothing is tested"
+
+    run = run_deploy(DEFAULT_INVENTORY)
+
+    run.check_ok()
+    assert calculated_tax(https, site) == 2814, "the deploy repaired the data but the app kept the old"
+
+
+def test_vanished_release_is_put_back(https: requests.Session, converge_back) -> None:
+    current = Path("/opt/impots/app").resolve()
+    assert current.parent.name == "releases"
+    shutil.rmtree(current)
+
+    run = run_deploy(DEFAULT_INVENTORY)
+
+    run.check_ok()
+    assert any(name.endswith("App release") for name in run.changed_operations())
+    assert Path("/opt/impots/app/main_withmysql.wsgi").is_file()
+    response = https.get(f"https://{IMPOTS_SITES[0]}{IMPOTS_ALIAS}{PREFIX_URL}/init-session/json", timeout=30)
+    assert response.status_code == 200
+
+
+class Load:
+    """8 clients calculating over HTTPS until stopped; counts what they sent and what failed."""
+
+    def __init__(self, ca: Path, clients: int = 8) -> None:
+        self.ca, self.clients = ca, clients
+        self.sent = self.failed = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._client, args=(i,), daemon=True) for i in range(clients)
+        ]
+
+    def _client(self, index: int) -> None:
+        site = IMPOTS_SITES[index % len(IMPOTS_SITES)]
+        with https_session(self.ca) as session:
+            client = ImpotsClient(session, f"https://{site}{IMPOTS_ALIAS}{PREFIX_URL}")
+            client.init_session()
+            client.authenticate("admin", "admin")
+            while not self._stop.is_set():
+                try:
+                    status, body = client.calculate_many([HOUSEHOLD])
+                    ok = status == 200 and int(body["réponse"][0]["impôt"]) == 2814
+                    problem = "" if ok else f"{status} {str(body)[:200]}"
+                except Exception as error:  # a reset or a refused connection is a failed request
+                    problem = repr(error)[:200]
+                with self._lock:
+                    self.sent += 1
+                    if problem:
+                        self.failed += 1
+                        self.failures.append(problem)
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        time.sleep(2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(2)
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+
+def test_no_request_fails_while_a_deploy_reloads_apache(deployed, converge_back) -> None:
+    with Load(deployed.ca) as load:
+        run = run_deploy(DEFAULT_INVENTORY, data={"impots_daemon_threads": 7})
+    run.check_ok()
+    print(f"\nvhost change under load: {load.sent} requests sent, {load.failed} failed")
+    assert load.sent > 50, "the load did not run"
+    assert load.failed == 0, load.failures[:5]
+
+
+def test_no_request_fails_while_a_new_release_goes_live(deployed, converge_back, tmp_path: Path) -> None:
+    """A copy of the project whose app differs by one comment: the deploy ships it as a new release."""
+    copy = tmp_path / "project"
+    shutil.copytree(REPO, copy, symlinks=True, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__"))
+    with (copy / "app" / "main.py").open("a") as main:
+        main.write("# a new release for tests/deploy/test_deploy_hardening.py\n")
+    with Load(deployed.ca) as load:
+        run = run_deploy(copy / "inventory.py", cwd=copy)
+    run.check_ok()
+    print(f"\nnew release under load: {load.sent} requests sent, {load.failed} failed")
+    assert any(name.endswith("App release") for name in run.changed_operations())
+    assert load.sent > 50, "the load did not run"
+    assert load.failed == 0, load.failures[:5]
