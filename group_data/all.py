@@ -31,7 +31,14 @@ change it for one host. Values are checked before anything runs: a mistake stops
 #     "tls": False, "user": None,
 # }
 
-# --- mod_wsgi daemon mode (Linux): processes and threads per site ---
+# Largest request body the app accepts, in bytes (1024 to 10485760); a bigger one gets HTTP 413.
+# Apache's own limit (LimitRequestBody) is derived from it.
+# impots_max_request_bytes = 65536
+
+# --- mod_wsgi ---
+# Version built into the venv: "6.1.1", or "5.0.2" (the 5.0 line) for a host where 6.x does not build.
+# impots_mod_wsgi_version = "6.1.1"
+# Daemon mode (Linux): processes and threads per site.
 # impots_daemon_processes = 2
 # impots_daemon_threads = 15
 
@@ -55,6 +62,8 @@ change it for one host. Values are checked before anything runs: a mistake stops
 # so clients can verify), or your own files (controller paths; the certificate must name every site) ---
 # impots_tls = {"source": "local-ca"}
 # impots_tls = {"source": "files", "cert": "certs/lab.pem", "key": "certs/lab.key", "ca": "certs/ca.pem"}
+# Strict-Transport-Security max-age sent by every HTTPS vhost, in seconds (0 tells browsers to forget it).
+# impots_hsts_max_age = 31536000
 
 # --- Network ---
 # Address Apache listens on (80 and 443); "*" for every interface (to reach the sites from other machines).
@@ -71,3 +80,4 @@ change it for one host. Values are checked before anything runs: a mistake stops
 # impots_laragon_root = "C:/laragon"
 # impots_apache_root = None                      # override the detected Apache folder
 # impots_windows_python = None                   # Python to build the venv from (else detected)
+# More Windows keys (CA trust, Apache's accounts, database administrators): see group_data/windows.py.

@@ -26,6 +26,15 @@ impots_install_root = "C:/impots"
 # Another Apache folder than the detected one (it must have bin/httpd.exe, include/ and lib/).
 # impots_apache_root = None
 
+# Trust the deploy's own CA (impots_tls "local-ca" when the deploy makes one: .artifacts/<host>/impots-ca.pem)
+# in the host's LocalMachine Root store, so browsers on the machine open the sites without a warning.
+# False: leave the store alone.
+# impots_windows_trust_ca = True
+# Windows accounts that run Laragon's Apache (Laragon starts it as the user who runs Laragon, not as a
+# service) and must read the app, its venv and its instance folder: "DOMAIN\\user", or ".\\user" for a
+# local account.
+# impots_windows_apache_accounts = ["LAB\\student", ".\\labuser"]
+
 # --- Which Python builds the venv ---
 # None: the newest Python 3.9+ installed by python.org's installer whose bitness matches Apache's
 # (install "for all users": C:/Program Files/Python3xx). Or a path such as
@@ -50,8 +59,6 @@ impots_install_root = "C:/impots"
 # a password, as Laragon has it; PostgreSQL "postgres" without a password).
 # Give administrator passwords in the controller's environment, never here (this file is in git):
 #   IMPOTS_MYSQL_ADMIN_PASSWORD, IMPOTS_PGRES_ADMIN_PASSWORD (the password chosen in the installer).
-# NOT YET ACCEPTED by provisioning/settings.py: setting one of these keys here or in inventory.py stops
-# the run with "unknown key" until settings.py lists them; the environment variables work now.
 # impots_mysql_admin_user = "root"
 # impots_pgres_admin_user = "postgres"
 # Redis (sessions, impots_with_redissession): on Laragon, <laragon>/bin/redis/*/redis-server.exe is

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from jinja2 import Environment, FunctionLoader, StrictUndefined
 
 from provisioning.artifact import ARTIFACTS_DIR, app_requirements
-from provisioning.settings import AppPaths, Settings, Site, app_paths
+from provisioning.settings import AppPaths, Settings, Site, app_paths, instance_config_json
 from provisioning.tls import local_ca_files
 
 # Text the smoke check expects in each kind of site's page (spec §6 banner, §10 page).
@@ -158,7 +158,7 @@ def host_plan(host_name: str, settings: Settings, platform: PlatformRecord) -> H
         platform=platform,
         paths=paths,
         folders=folders(paths),
-        instance_config=render("impots.json.j2", settings=settings, paths=paths, site=None),
+        instance_config=instance_config_json(settings, paths),
         secrets=secrets_plan(settings, paths),
         databases=DatabasePlan(settings.dbms_in_use, settings.database.name, settings.database.user),
         tls=tls,
@@ -166,7 +166,7 @@ def host_plan(host_name: str, settings: Settings, platform: PlatformRecord) -> H
         hosts_names=tuple(site.name for site in settings.sites),
         requirements=requirements,
         requirements_sha256=hashlib.sha256(requirements.encode()).hexdigest(),
-        mod_wsgi_version=getattr(settings, "mod_wsgi_version", "6.1.1"),
+        mod_wsgi_version=settings.mod_wsgi_version,
         reload_watch=(
             paths.app,
             f"{paths.venv}/.impots-requirements.sha256",
@@ -261,7 +261,7 @@ def _load_template(name: str) -> str:
 def security_headers(settings: Settings) -> list[tuple[str, str]]:
     """The response headers every site sends (the vhost template sets them in Apache)."""
     return [
-        ("Strict-Transport-Security", f"max-age={getattr(settings, 'hsts_max_age', 31536000)}"),
+        ("Strict-Transport-Security", f"max-age={settings.hsts_max_age}"),
         ("X-Content-Type-Options", "nosniff"),
         ("X-Frame-Options", "DENY"),
         ("Content-Security-Policy", "frame-ancestors 'none'"),

@@ -217,6 +217,50 @@ BAD_DATA = {
         "impots_vhost_extra",
         "line break",
     ),
+    "mod_wsgi version not offered": (
+        {"impots_mod_wsgi_version": "5.0.1"},
+        "impots_mod_wsgi_version",
+        "'5.0.1' is not one of 6.1.1, 5.0.2",
+    ),
+    "trust ca not a boolean": ({"impots_windows_trust_ca": "yes"}, "impots_windows_trust_ca", "'yes'"),
+    "apache accounts a string": (
+        {"impots_windows_apache_accounts": "LAB\\student"},
+        "impots_windows_apache_accounts",
+        "list of Windows account names",
+    ),
+    "apache account with a semicolon": (
+        {"impots_windows_apache_accounts": [".\\labuser", "LAB\\st;udent"]},
+        "impots_windows_apache_accounts[1]",
+        "'LAB\\\\st;udent' is not a Windows account name",
+    ),
+    "apache account with two domains": (
+        {"impots_windows_apache_accounts": ["A\\B\\c"]},
+        "impots_windows_apache_accounts[0]",
+        "Windows account",
+    ),
+    "negative hsts max age": ({"impots_hsts_max_age": -1}, "impots_hsts_max_age", "integer >= 0"),
+    "hsts max age a float": ({"impots_hsts_max_age": 1.5}, "impots_hsts_max_age", "1.5"),
+    "request limit too small": (
+        {"impots_max_request_bytes": 1023},
+        "impots_max_request_bytes",
+        "1023 is not an integer from 1024 to 10485760",
+    ),
+    "request limit too large": (
+        {"impots_max_request_bytes": "10485761"},
+        "impots_max_request_bytes",
+        "from 1024 to 10485760",
+    ),
+    "windows database admin not an account": (
+        {"impots_mysql_admin_user": "root; drop"},
+        "impots_mysql_admin_user",
+        "'root; drop' is not an account name",
+    ),
+    "site not a dict": ({"impots_sites": ["clock"]}, "impots_sites[0]", "name, kind, dbms, alias"),
+    "tls with a typo": (
+        {"impots_tls": {"source": "files", "crt": "/etc/hostname"}},
+        "impots_tls.crt",
+        "unknown key (expected source, cert, key, ca)",
+    ),
 }
 
 
@@ -233,6 +277,57 @@ def test_secret_from_environment_is_validated_without_echoing_it() -> None:
     assert message.startswith(f"{HOST}: impots_pgres_password: ")
     assert "IMPOTS_PGRES_PASSWORD" in message
     assert "'abc'" not in message
+
+
+def test_windows_database_admins_from_data_then_environment() -> None:
+    s = settings({"impots_os": "windows"})
+    assert (s.mysql_admin_user, s.mysql_admin_password, s.pgres_admin_user, s.pgres_admin_password) == (
+        "root", None, "postgres", None,
+    )  # fmt: skip
+    environ = {"IMPOTS_MYSQL_ADMIN_PASSWORD": "ignored", "IMPOTS_PGRES_ADMIN_PASSWORD": "root"}
+    s = settings({"impots_pgres_admin_user": "pgadmin", "impots_mysql_admin_password": "from-data"}, environ)
+    assert (s.mysql_admin_password, s.pgres_admin_user, s.pgres_admin_password) == (
+        "from-data",
+        "pgadmin",
+        "root",
+    )
+    assert "from-data" not in repr(s)
+
+
+def test_windows_admin_password_from_environment_is_checked_without_echoing_it() -> None:
+    message = error_for({}, {"IMPOTS_PGRES_ADMIN_PASSWORD": "sec\nret"})
+    assert message == (
+        f"{HOST}: impots_pgres_admin_password: must be a string without line breaks or NUL "
+        "(from environment variable IMPOTS_PGRES_ADMIN_PASSWORD)"
+    )
+
+
+def test_new_keys_defaults() -> None:
+    s = settings()
+    assert (s.mod_wsgi_version, s.hsts_max_age, s.max_request_bytes) == ("6.1.1", 31536000, 65536)
+    assert (s.windows_trust_ca, s.windows_apache_accounts) == (True, ())
+
+
+def test_new_keys_accept_their_values_and_cli_strings() -> None:
+    s = settings(
+        {
+            "impots_mod_wsgi_version": "5.0.2",
+            "impots_windows_trust_ca": "False",
+            "impots_windows_apache_accounts": ["LAB\\student", ".\\labuser", "NT AUTHORITY\\NETWORK SERVICE"],
+            "impots_hsts_max_age": "0",
+            "impots_max_request_bytes": "1048576",
+        }
+    )
+    assert (s.mod_wsgi_version, s.windows_trust_ca, s.hsts_max_age, s.max_request_bytes) == (
+        "5.0.2", False, 0, 1048576,
+    )  # fmt: skip
+    assert s.windows_apache_accounts == ("LAB\\student", ".\\labuser", "NT AUTHORITY\\NETWORK SERVICE")
+
+
+def test_settings_are_frozen() -> None:
+    s = settings()
+    with pytest.raises(ValueError):
+        s.max_request_bytes = 1  # type: ignore[misc]
 
 
 def test_other_hosts_keys_are_ignored() -> None:

@@ -10,7 +10,7 @@ import pytest
 from provisioning.linux.operations.hosts import with_block
 from provisioning.linux.platforms import DEBIAN, RHEL
 from provisioning.plan import TlsPlan, render, smoke_url
-from provisioning.settings import app_paths, parse_settings
+from provisioning.settings import app_paths, instance_config_json, parse_settings
 from provisioning.windows.platforms import laragon_platform
 
 TLS = TlsPlan(
@@ -151,7 +151,7 @@ def test_wsgi_module_files_from_module_config() -> None:
 
 def instance_config(data: dict, environ: dict | None = None) -> tuple[dict, str]:
     settings = parse_settings("h", data, environ or {})
-    text = render("impots.json.j2", settings=settings, paths=app_paths(settings), site=None)
+    text = instance_config_json(settings, app_paths(settings))
     return json.loads(text), text
 
 
