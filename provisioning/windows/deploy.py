@@ -30,7 +30,7 @@ from pyinfra.operations.util import any_changed
 
 from provisioning import plan
 from provisioning.artifact import REPO_ROOT, build_app_artifact
-from provisioning.settings import AppPaths, Settings, app_paths
+from provisioning.settings import AppPaths, Settings, app_paths, instance_config_json
 from provisioning.windows import databases, facts, operations, prerequisites
 from provisioning.windows.databases import (
     DatabaseDataError,
@@ -192,7 +192,7 @@ def resolve_target(settings: Settings, admins: databases.DatabaseAdmins | None =
     desktop = _laragon_user(platform)
     if platform.layout != APACHE_LOUNGE:
         problems += prerequisites.laragon_problems(settings.laragon_root, desktop)
-    accounts = list(getattr(settings, "windows_apache_accounts", ()) or ())
+    accounts = list(settings.windows_apache_accounts)
     account_sids = host.get_fact(facts.AccountSids, accounts=accounts) if accounts else {}
     problems += prerequisites.account_problems(accounts, account_sids)
     httpd_conf = host.get_fact(facts.FileText, path=platform.httpd_conf)
@@ -278,8 +278,7 @@ def hosts_block_lines(settings: Settings) -> list[str]:
 
 
 def render_instance_config(settings: Settings, paths: AppPaths) -> bytes:
-    text = _templates().get_template("impots.json.j2").render(settings=settings, paths=paths, site=None)
-    return text.encode("utf-8")
+    return instance_config_json(settings, paths).encode("utf-8")
 
 
 def secrets_wanted(settings: Settings) -> tuple[dict[str, str | None], list[str]]:
@@ -372,7 +371,7 @@ def deploy_windows(settings: Settings) -> None:
         operations.directory(name="TLS folder", path=f"{paths.install_root}/tls")
         for src, dest in target.tls.uploads:
             changes.append(operations.put_local_file(name=f"TLS file {dest}", src=src, dest=dest))
-    if settings.tls.source != "files" and getattr(settings, "windows_trust_ca", True):
+    if settings.tls.source != "files" and settings.windows_trust_ca:
         operations.trusted_root_ca(
             name="Local CA trusted by Windows (LocalMachine Root)",
             ca_pem=local_ca_file(host.name),

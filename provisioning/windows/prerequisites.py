@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from provisioning.settings import MOD_WSGI_VERSIONS
 from provisioning.targets import MIN_PYTHON, WINDOWS_PYTHON_VERSIONS, python_version_text
 from provisioning.windows.facts import APACHE_BUILD_FILES, MSVC_COMPONENT
 
@@ -28,22 +29,17 @@ def raise_problems(host_name: str, problems: Sequence[str]) -> None:
 
 # --- mod_wsgi: the pin, and its fallback --------------------------------------------------------------
 
+
 # mod_wsgi 6.x is the default; its author has not verified 6.x on Windows, so the 5.0 line stays
-# selectable with impots_mod_wsgi_version (the checklist reports which one built).
-MOD_WSGI_DEFAULT = "6.1.1"
-MOD_WSGI_FALLBACK = "5.0.2"
-MOD_WSGI_VERSIONS = {"6.1.1": "mod-wsgi==6.1.1", "5.0.2": "mod-wsgi==5.0.2", "5.0.x": "mod-wsgi==5.0.2"}
-
-
+# selectable with impots_mod_wsgi_version (settings.MOD_WSGI_VERSIONS; the checklist reports which built).
 def mod_wsgi_package(settings: Any) -> str:
     """The pip requirement of mod_wsgi for these settings (``impots_mod_wsgi_version``)."""
-    # getattr: the key is added to provisioning/settings.py by another change; until then the default.
-    version = getattr(settings, "mod_wsgi_version", MOD_WSGI_DEFAULT) or MOD_WSGI_DEFAULT
+    version = settings.mod_wsgi_version
     if version not in MOD_WSGI_VERSIONS:
         raise WindowsDeployError(
-            f"impots_mod_wsgi_version {version!r} is not one of {', '.join(sorted(MOD_WSGI_VERSIONS))}"
+            f"impots_mod_wsgi_version {version!r} is not one of {', '.join(MOD_WSGI_VERSIONS)}"
         )
-    return MOD_WSGI_VERSIONS[version]
+    return f"mod-wsgi=={version}"
 
 
 # --- Python ----------------------------------------------------------------------------------------------

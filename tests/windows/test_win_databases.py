@@ -27,6 +27,7 @@ from win_fakes import (
 )
 from win_optest import run_op
 
+from provisioning.settings import SettingsError
 from provisioning.windows import databases, facts
 from provisioning.windows.databases import (
     DatabaseAdmins,
@@ -465,7 +466,8 @@ def test_only_the_dbms_in_use_is_required(monkeypatch):
 def test_bad_admin_data_stops_before_any_fact(monkeypatch):
     windows = laragon_machine()
     monkeypatch.setenv("IMPOTS_MYSQL_ADMIN_PASSWORD", "bad\rvalue")
-    with pytest.raises(WindowsDeployError, match="impots_mysql_admin_password: must be a string"):
+    # The settings model refuses it now (before the deploy reads any fact).
+    with pytest.raises(SettingsError, match="impots_mysql_admin_password: must be a string"):
         dry_run(monkeypatch, windows, {"impots_windows_layout": "laragon"})
     assert windows.seen == []
 

@@ -23,6 +23,7 @@ from win_fakes import (
     laragon_machine,
 )
 
+from provisioning.settings import SettingsError, parse_settings
 from provisioning.targets import MIN_PYTHON
 from provisioning.windows import facts, prerequisites
 from provisioning.windows.deploy import WindowsDeployError
@@ -35,10 +36,10 @@ OLDER_APACHE = "C:/laragon/bin/apache/httpd-2.4.54-win64-VS16"
 pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
-def plan_error(monkeypatch, windows, data=None, **extra) -> str:
+def plan_error(monkeypatch, windows, data=None) -> str:
     """The prerequisite error of a plan; only facts (JSON queries) were sent, never an operation."""
     with pytest.raises(WindowsDeployError) as error:
-        dry_run(monkeypatch, windows, data or {"impots_windows_layout": "laragon"}, **extra)
+        dry_run(monkeypatch, windows, data or {"impots_windows_layout": "laragon"})
     assert all("ConvertTo-Json -InputObject" in script for script in windows.seen)
     return str(error.value)
 
@@ -103,18 +104,22 @@ def mod_wsgi_script(planned) -> str:
 def test_3_mod_wsgi_default_and_fallback(monkeypatch):
     planned, _ = dry_run(monkeypatch, laragon_machine(), {"impots_windows_layout": "laragon"})
     assert "$package = 'mod-wsgi==6.1.1'\n" in mod_wsgi_script(planned)
-    planned, _ = dry_run(
-        monkeypatch, laragon_machine(), {"impots_windows_layout": "laragon"}, mod_wsgi_version="5.0.x"
-    )
+    data = {"impots_windows_layout": "laragon", "impots_mod_wsgi_version": "5.0.2"}
+    planned, _ = dry_run(monkeypatch, laragon_machine(), data)
     script = mod_wsgi_script(planned)
     assert "$package = 'mod-wsgi==5.0.2'\n" in script
     # The stamp names the pin: switching back and forth rebuilds.
     assert "$wanted = 'mod-wsgi==5.0.2 apache=" in script
 
 
-def test_3_unknown_mod_wsgi_version_is_a_prerequisite_error(monkeypatch):
-    message = plan_error(monkeypatch, laragon_machine(), mod_wsgi_version="4.9.4")
-    assert "@winssh/lab-pc: impots_mod_wsgi_version '4.9.4' is not one of 5.0.2, 5.0.x, 6.1.1" in message
+def test_3_unknown_mod_wsgi_version_is_refused():
+    with pytest.raises(SettingsError, match="impots_mod_wsgi_version"):
+        parse_settings(
+            "@winssh/lab-pc", {"impots_mod_wsgi_version": "4.9.4"}, environ={}, default_os="windows"
+        )
+    # The Windows deploy's own guard (settings built another way) says the same.
+    with pytest.raises(WindowsDeployError, match="'4.9.4' is not one of 6.1.1, 5.0.2"):
+        prerequisites.mod_wsgi_package(SimpleNamespace(mod_wsgi_version="4.9.4"))
 
 
 # --- 4. Laragon: the account that runs httpd, and named users, are granted -----------------------------
@@ -124,9 +129,8 @@ def test_4_laragon_grants_the_desktop_user_and_named_accounts(monkeypatch):
     windows = laragon_machine()
     teacher = "S-1-5-21-1111-2222-3333-1003"
     windows.fact(facts.AccountSids, {".\\prof2": teacher}, accounts=[".\\prof2"])
-    planned, _ = dry_run(
-        monkeypatch, windows, {"impots_windows_layout": "laragon"}, windows_apache_accounts=[".\\prof2"]
-    )
+    data = {"impots_windows_layout": "laragon", "impots_windows_apache_accounts": [".\\prof2"]}
+    planned, _ = dry_run(monkeypatch, windows, data)
     steps = by_name(planned)
     acl = scripts(steps["Install root: Administrators, SYSTEM and Apache only"])[0]
     assert f"'*{DESKTOP_SID}:(OI)(CI)RX'" in acl and f"'*{teacher}:(OI)(CI)RX'" in acl
@@ -143,7 +147,8 @@ def test_4_unknown_named_account_and_laragon_not_running(monkeypatch):
     windows = laragon_machine()
     windows.fact(facts.AccountSids, {"nobody": None}, accounts=["nobody"])
     windows.fact(facts.ProcessOwners, [], program="laragon.exe")
-    message = plan_error(monkeypatch, windows, windows_apache_accounts=["nobody"])
+    data = {"impots_windows_layout": "laragon", "impots_windows_apache_accounts": ["nobody"]}
+    message = plan_error(monkeypatch, windows, data)
     assert "@winssh/lab-pc: impots_windows_apache_accounts: no such Windows account: nobody" in message
     assert "@winssh/lab-pc: Laragon is not running (no laragon.exe in a desktop session)" in message
 
@@ -211,12 +216,8 @@ def test_6_laragon_uses_the_local_ca_and_trusts_it(monkeypatch):
 
 
 def test_6_trust_can_be_turned_off(monkeypatch):
-    planned, _ = dry_run(
-        monkeypatch,
-        apache_lounge_machine(),
-        {"impots_windows_layout": "apache-lounge"},
-        windows_trust_ca=False,
-    )
+    data = {"impots_windows_layout": "apache-lounge", "impots_windows_trust_ca": False}
+    planned, _ = dry_run(monkeypatch, apache_lounge_machine(), data)
     assert "Local CA trusted by Windows (LocalMachine Root)" not in by_name(planned)
 
 

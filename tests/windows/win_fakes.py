@@ -365,21 +365,8 @@ def checklist_answers(windows: FakeWindows, httpd: str) -> None:
 # --- a dry run through the connector ----------------------------------------------------------------
 
 
-class SettingsWith:
-    """Settings plus keys provisioning/settings.py does not parse yet (read with getattr by the Windows
-    deploy: impots_mod_wsgi_version, impots_windows_trust_ca, impots_windows_apache_accounts)."""
-
-    def __init__(self, settings, **extra):
-        self._settings = settings
-        self.__dict__.update(extra)
-
-    def __getattr__(self, name):
-        return getattr(self._settings, name)
-
-
-def dry_run(monkeypatch, windows: FakeWindows, data: dict, **extra_settings):
-    """Plan deploy_windows for one @winssh host; returns (ops as (name, commands, will change), client).
-    ``extra_settings``: attributes the settings object gets on top of what settings.py parses."""
+def dry_run(monkeypatch, windows: FakeWindows, data: dict):
+    """Plan deploy_windows for one @winssh host; returns (ops as (name, commands, will change), client)."""
     clients = []
 
     def fake_connect(self):
@@ -394,8 +381,6 @@ def dry_run(monkeypatch, windows: FakeWindows, data: dict, **extra_settings):
     assert host.connector_cls is WinSSHConnector
     settings = load_settings(host)
     assert settings.os == "windows"
-    if extra_settings:
-        settings = SettingsWith(settings, **extra_settings)
     add_deploy(state, deploy_windows, settings)
     planned = []
     for op_hash in state.get_op_order():
