@@ -44,7 +44,7 @@ change it for one host. Values are checked before anything runs: a mistake stops
 
 # Extra Apache directives added as they are to every HTTPS vhost (beyond Contract 3; `apachectl
 # configtest` runs before any reload, and a refused configuration is rolled back).
-# impots_vhost_extra = ["LimitRequestBody 1048576"]
+# impots_vhost_extra = ["Header always set X-Lab-Room B12"]
 
 # --- Databases: the same database and user names on MariaDB and PostgreSQL ---
 # impots_database = {"name": "dbimpots-2019", "user": "admimpots"}

@@ -15,6 +15,9 @@
 - ``admin_mail``: ``{"smtp_server", "smtp_port", "from", "to", "subject", "tls", "user"}``
   (the argument of ``impots.mail.send_admin_mail``);
 - ``sleep_time`` (number >= 0);
+- ``max_request_bytes`` (int >= 1024): the largest request body accepted; a bigger one gets HTTP 413;
+- ``login_throttle``: ``{"enabled", "max_failures_per_login", "max_failures_per_address", "window_seconds",
+  "first_delay_seconds", "max_delay_seconds"}`` (see ``impots.web.throttle``);
 - ``secrets_file``: absolute path;
 - the secrets: ``secret_key``, ``mysql_password``, ``pgres_password``, ``smtp_password``,
   ``redis_password`` (each None when absent; the web layer decides whether a missing ``secret_key``
@@ -67,6 +70,18 @@ DEFAULTS: dict[str, Any] = {
         "user": None,
     },
     "sleep_time": 0,
+    "max_request_bytes": 65536,
+    # Failed logins kept in Redis: after N failures (per login, or per client address) each new attempt
+    # waits first_delay_seconds, doubling per further failure up to max_delay_seconds; counters are
+    # forgotten window_seconds after the last failure, and a success clears the login's counter.
+    "login_throttle": {
+        "enabled": True,
+        "max_failures_per_login": 5,
+        "max_failures_per_address": 20,
+        "window_seconds": 900,
+        "first_delay_seconds": 1,
+        "max_delay_seconds": 300,
+    },
     "secrets_file": "secrets.json",
 }
 
@@ -74,6 +89,8 @@ DEFAULTS: dict[str, Any] = {
 _PREFIX_URL = re.compile(r"(/(?!\.\.?(?:/|$))[A-Za-z0-9._~-]+){1,2}")
 # Permission bits a secrets file may have: owner read/write, group read (0640).
 _SECRETS_ALLOWED_MODE = 0o640
+# Below this, an ordinary login or tax form would be refused.
+MIN_REQUEST_BYTES = 1024
 
 
 class ConfigError(ValueError):
@@ -201,6 +218,18 @@ def _is_sleep_time(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
+def _is_request_limit(value: Any) -> bool:
+    return _is_int(value) and value >= MIN_REQUEST_BYTES
+
+
+def _is_positive_int(value: Any) -> bool:
+    return _is_int(value) and value >= 1
+
+
+def _is_positive_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
 def _is_password_hash(value: Any) -> bool:
     from passlib.hash import pbkdf2_sha256
 
@@ -230,6 +259,14 @@ _NESTED_FIELDS: dict[str, dict[str, tuple[Check, str]]] = {
         "tls": (_is_bool, "true or false"),
         "user": (_is_optional_text, "a user name or null"),
     },
+    "login_throttle": {
+        "enabled": (_is_bool, "true or false"),
+        "max_failures_per_login": (_is_positive_int, "a whole number >= 1"),
+        "max_failures_per_address": (_is_positive_int, "a whole number >= 1"),
+        "window_seconds": (_is_positive_number, "a number of seconds > 0"),
+        "first_delay_seconds": (_is_positive_number, "a number of seconds > 0"),
+        "max_delay_seconds": (_is_positive_number, "a number of seconds > 0"),
+    },
 }
 _SCALAR_FIELDS: dict[str, tuple[Check, str]] = {
     "prefix_url": (_is_prefix_url, '"" or "/segment[/segment]"'),
@@ -237,6 +274,7 @@ _SCALAR_FIELDS: dict[str, tuple[Check, str]] = {
     "with_redissession": (_is_bool, "true or false"),
     "log_file": (_is_text, "a file path"),
     "sleep_time": (_is_sleep_time, "a number of seconds >= 0"),
+    "max_request_bytes": (_is_request_limit, f"a whole number of bytes >= {MIN_REQUEST_BYTES}"),
     "secrets_file": (_is_text, "a file path"),
 }
 _OVERRIDABLE_SECRETS = {key: (_is_optional_text, "a string or null") for key in SECRET_KEYS}

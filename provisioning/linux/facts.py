@@ -134,8 +134,8 @@ def _read_prefetched(generation: int) -> bool:
     if len(results) != len(queries):
         return False  # the batch itself failed: every operation reads its own fact as usual
     for fact, (fact_cls, kwargs), (status, lines) in zip(facts, queries, results, strict=True):
-        # A failed command gives the fact's default(), as host.get_fact would.
-        value = fact.process(lines) if status == 0 else fact.default()
+        # As host.get_fact: a failed command or no output gives the fact's default().
+        value = fact.process(lines) if status == 0 and lines else fact.default()
         _CACHE[_cache_key(fact_cls, kwargs)] = (generation, value)
     return True
 

@@ -12,8 +12,10 @@ what was found, before anything changes. The plan, in order:
 5. the databases (``databases.py``): Laragon's Redis started if it is down, the database and user on
    each DBMS a site uses, then the app's seed (schema and rows);
 6. TLS files (Laragon's own certificate by default, else data files or a controller-made local CA);
-7. one vhost file per site, our marked block in httpd.conf (mod_wsgi loaded once), the hosts block;
-8. ``httpd -t`` then a restart only when something Apache reads changed; Apache started if it is down.
+7. a snapshot of the files Apache reads, before the first of them changes (``apache.py``);
+8. one vhost file per site, our marked block in httpd.conf (mod_wsgi loaded once), the hosts block;
+9. ``httpd -t``, restart and HTTPS smoke check of every site when Apache is down or anything it
+   depends on is newer than the stamp of the last success; a failure puts the snapshot back.
 """
 
 from __future__ import annotations
@@ -26,19 +28,19 @@ from typing import Any
 from jinja2 import Environment
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations.util import any_changed
 
 from provisioning import plan
 from provisioning.artifact import REPO_ROOT, build_app_artifact
 from provisioning.settings import AppPaths, Settings, app_paths, instance_config_json
 from provisioning.windows import databases, facts, operations, prerequisites
+from provisioning.windows.apache import apache_applied, apache_config_snapshot
 from provisioning.windows.databases import (
     DatabaseDataError,
     DatabaseTarget,
     database_admins,
     resolve_databases,
 )
-from provisioning.windows.operations import ADMINISTRATORS_SID, SYSTEM_SID
+from provisioning.windows.operations import ADMINISTRATORS_SID, MARKER, SYSTEM_SID, sha256_hex, stamp_path
 from provisioning.windows.platforms import (
     APACHE_LOUNGE,
     HOSTS_FILE,
@@ -124,13 +126,6 @@ def ssl_listen(httpd_conf: str, listen_address: str) -> str | None:
         return None
     if listen_address == "*":
         return "443"
-    return f"[{listen_address}]:443" if ":" in listen_address else f"{listen_address}:443"
-
-
-def https_probe(listen_address: str) -> str:
-    """The ``address:443`` the restart checks: the listen address (loopback when Apache listens on all)."""
-    if listen_address in ("*", "0.0.0.0"):
-        return "127.0.0.1:443"
     return f"[{listen_address}]:443" if ":" in listen_address else f"{listen_address}:443"
 
 
@@ -304,10 +299,16 @@ def deploy_windows(settings: Settings) -> None:
     except DatabaseDataError as error:
         raise WindowsDeployError(str(error)) from None
     target = resolve_target(settings, admins)
-    artifact = build_app_artifact()
-    paths, platform = target.paths, target.platform
-    full = [ADMINISTRATORS_SID, SYSTEM_SID]
+    provision_folders(target)
+    provision_app(settings, target)
+    provision_databases(settings, target, admins)
+    provision_apache(settings, target)
 
+
+def provision_folders(target: WindowsTarget) -> None:
+    """The install root restricted to Administrators, SYSTEM and Apache; its folders; logs writable."""
+    paths = target.paths
+    full = [ADMINISTRATORS_SID, SYSTEM_SID]
     operations.directory(name="Install root", path=paths.install_root)
     operations.restricted_acl(
         name="Install root: Administrators, SYSTEM and Apache only",
@@ -331,17 +332,22 @@ def deploy_windows(settings: Settings) -> None:
         modify=list(target.reader_sids),
     )
 
-    venv = operations.venv(name="Virtual environment", python=target.python["executable"], path=paths.venv)
-    requirements = operations.pip_requirements(
+
+def provision_app(settings: Settings, target: WindowsTarget) -> None:
+    """The venv, its requirements and mod_wsgi, the app release, impots.json and the secrets file."""
+    artifact = build_app_artifact()
+    paths, platform = target.paths, target.platform
+    operations.venv(name="Virtual environment", python=target.python["executable"], path=paths.venv)
+    operations.pip_requirements(
         name="App requirements", venv_path=paths.venv, requirements=REQUIREMENTS_FILE.read_bytes()
     )
-    module = operations.mod_wsgi(
+    operations.mod_wsgi(
         name="mod_wsgi built for this Apache",
         venv_path=paths.venv,
         apache_root=platform.apache_root,
         package=prerequisites.mod_wsgi_package(settings),
     )
-    release = operations.app_release(
+    operations.app_release(
         name=f"App release {artifact.release}",
         artifact_path=artifact.path,
         sha256=artifact.sha256,
@@ -349,14 +355,13 @@ def deploy_windows(settings: Settings) -> None:
         releases=paths.releases,
         instance=target.instance_store,
     )
-
-    config = operations.put_bytes(
+    operations.put_bytes(
         name="Instance configuration impots.json",
         dest=f"{target.instance_store}/impots.json",
         content=render_instance_config(settings, paths),
     )
     given, generate = secrets_wanted(settings)
-    secrets = operations.secrets_file(
+    operations.secrets_file(
         name="Secrets file (ACL)",
         path=f"{target.instance_store}/secrets.json",
         given=given,
@@ -364,53 +369,100 @@ def deploy_windows(settings: Settings) -> None:
         reader_sid=target.reader_sids,
     )
 
-    provision_databases(settings, target, admins)
 
-    changes = [venv, requirements, module, release, config, secrets]
+@dataclass(frozen=True)
+class ApacheFiles:
+    """What this run writes for Apache, rendered once for the snapshot and for the writes."""
+
+    vhosts: dict[str, bytes]  # host path -> content
+    httpd_block: list[str]
+    httpd_conf: str  # httpd.conf as it will be
+
+    def digests(self, target: WindowsTarget) -> dict[str, str | None]:
+        """``{path: SHA256 it will have}`` of every file Apache reads that the deploy writes (None:
+        httpd.conf already holds our block, whatever its bytes, e.g. a BOM)."""
+        files: dict[str, str | None] = {}
+        for src, dest in target.tls.uploads:
+            with open(src, "rb") as local:
+                files[dest] = sha256_hex(local.read())
+        files.update((path, sha256_hex(content)) for path, content in self.vhosts.items())
+        unchanged = self.httpd_conf == target.httpd_conf
+        files[target.platform.httpd_conf] = None if unchanged else sha256_hex(self.httpd_conf.encode())
+        return files
+
+
+def apache_files(settings: Settings, target: WindowsTarget) -> ApacheFiles:
+    block = httpd_block_lines(target, settings)
+    return ApacheFiles(
+        vhosts={
+            target.platform.vhost_file(site.name): render_vhost(target, settings, site)
+            for site in settings.sites
+        },
+        httpd_block=block,
+        httpd_conf=operations.replace_marked_block(target.httpd_conf, MARKER, block),
+    )
+
+
+def provision_apache(settings: Settings, target: WindowsTarget) -> None:
+    """Snapshot, TLS files, vhosts, httpd.conf block and hosts block, then the applied transaction."""
+    paths, platform = target.paths, target.platform
+    files = apache_files(settings, target)
+    state_dir = platform.state_dir(paths.install_root)
+    snapshot = f"{state_dir}/apache-snapshot"
+    apache_config_snapshot(
+        name="Apache configuration snapshot", files=files.digests(target), snapshot=snapshot
+    )
     if target.tls.uploads:
         operations.directory(name="TLS folder", path=f"{paths.install_root}/tls")
         for src, dest in target.tls.uploads:
-            changes.append(operations.put_local_file(name=f"TLS file {dest}", src=src, dest=dest))
+            operations.put_local_file(name=f"TLS file {dest}", src=src, dest=dest)
     if settings.tls.source != "files" and settings.windows_trust_ca:
         operations.trusted_root_ca(
             name="Local CA trusted by Windows (LocalMachine Root)",
             ca_pem=local_ca_file(host.name),
             dest=f"{paths.install_root}/tls/impots-ca.pem",
         )
-
     for site in settings.sites:
-        changes.append(
-            operations.put_bytes(
-                name=f"Vhost {site.name}",
-                dest=platform.vhost_file(site.name),
-                content=render_vhost(target, settings, site),
-            )
-        )
-    changes.append(
-        operations.marked_block(
-            name="httpd.conf: mod_wsgi block",
-            path=platform.httpd_conf,
-            lines=httpd_block_lines(target, settings),
-        )
+        dest = platform.vhost_file(site.name)
+        operations.put_bytes(name=f"Vhost {site.name}", dest=dest, content=files.vhosts[dest])
+    operations.marked_block(
+        name="httpd.conf: mod_wsgi block", path=platform.httpd_conf, lines=files.httpd_block
     )
     operations.marked_block(name="Hosts file block", path=HOSTS_FILE, lines=hosts_block_lines(settings))
 
-    operations.apache_restart(
-        name="Apache: configuration test, then restart",
+    tls = target.tls
+    watched = [
+        *files.digests(target),
+        *(path for path in (tls.cert, tls.key, tls.chain) if path),  # Laragon may renew its own
+        paths.app,  # a junction, re-made for each release
+        f"{paths.venv}/pyvenv.cfg",
+        stamp_path(paths.venv, "requirements"),
+        stamp_path(paths.venv, "mod_wsgi"),
+        f"{target.instance_store}/impots.json",
+        f"{target.instance_store}/secrets.json",
+    ]
+    checks = [
+        {
+            "name": site.name,
+            "url": plan.smoke_url(settings, site),
+            "expect": plan.SMOKE_EXPECT[site.kind],
+            "error_log": f"{platform.apache_log_dir}/{site.name}-error.log",  # as the vhost names it
+        }
+        for site in settings.sites
+    ]
+    apache_applied(
+        name="Apache: configuration test, restart, smoke check",
         httpd=platform.httpd,
         service=target.service,
+        stamp=f"{state_dir}/apache-applied.stamp",
+        snapshot=snapshot,
+        watched=list(dict.fromkeys(watched)),
+        smoke_checks=checks,
+        address="127.0.0.1" if settings.listen_address == "*" else settings.listen_address,
         error_log=platform.error_log,
-        probe=https_probe(settings.listen_address),
-        desktop_user=target.desktop_user,
-        _if=any_changed(*changes),
-    )
-    operations.apache_running(
-        name="Apache running",
-        httpd=platform.httpd,
-        service=target.service,
-        error_log=platform.error_log,
-        probe=https_probe(settings.listen_address),
-        desktop_user=target.desktop_user,
+        # The certificate the deploy made or was given must name every site; Laragon's own may not.
+        tls_anchor=tls.chain or tls.cert,
+        check_name=bool(tls.uploads),
     )
 
 

@@ -61,6 +61,15 @@ def test_defaults_without_any_file(folder: Path) -> None:
     assert config["admin_mail"]["smtp_port"] == 25 and config["admin_mail"]["tls"] is False
     assert config["admin_mail"]["subject"] == "plantage du serveur de calcul d'impôts"
     assert config["sleep_time"] == 0
+    assert config["max_request_bytes"] == 65536
+    assert config["login_throttle"] == {
+        "enabled": True,
+        "max_failures_per_login": 5,
+        "max_failures_per_address": 20,
+        "window_seconds": 900,
+        "first_delay_seconds": 1,
+        "max_delay_seconds": 300,
+    }
     assert config["secret_key"] is None and config["dbms"] == "pgres"
     assert config["instance_path"] == str(folder)
 
@@ -172,6 +181,18 @@ def test_invalid_prefix_url(folder: Path, prefix: Any) -> None:
         ({"sleep_time": True}, "sleep_time"),
         ({"mysql_password": "secret"}, "mysql_password"),
         ({"prefixurl": "/do"}, "prefixurl"),
+        ({"max_request_bytes": "64k"}, "max_request_bytes"),
+        ({"max_request_bytes": 1023}, "max_request_bytes"),
+        ({"max_request_bytes": 65536.0}, "max_request_bytes"),
+        ({"max_request_bytes": True}, "max_request_bytes"),
+        ({"login_throttle": {"enabled": "yes"}}, "login_throttle.enabled"),
+        ({"login_throttle": {"max_failures_per_login": 0}}, "login_throttle.max_failures_per_login"),
+        ({"login_throttle": {"max_failures_per_address": 2.5}}, "login_throttle.max_failures_per_address"),
+        ({"login_throttle": {"window_seconds": 0}}, "login_throttle.window_seconds"),
+        ({"login_throttle": {"first_delay_seconds": -1}}, "login_throttle.first_delay_seconds"),
+        ({"login_throttle": {"max_delay_seconds": "300"}}, "login_throttle.max_delay_seconds"),
+        ({"login_throttle": {"max_failures": 5}}, "login_throttle.max_failures"),
+        ({"login_throttle": 5}, "login_throttle"),
     ],
 )
 def test_bad_setting_names_file_and_key(folder: Path, settings: dict[str, Any], key: str) -> None:
@@ -251,3 +272,18 @@ def test_users_as_an_object_is_not_echoed(folder: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         load_config("mysql")
     assert str(raised.value) == f"{path}: users: expected a non-empty list of {{login, password}}, got a dict"
+
+
+def test_hardening_keys_from_the_file(folder: Path) -> None:
+    write_config(
+        folder,
+        {
+            "max_request_bytes": 1024,
+            "login_throttle": {"max_failures_per_login": 3, "first_delay_seconds": 0.5},
+        },
+    )
+    config = load_config("mysql")
+    assert config["max_request_bytes"] == 1024
+    throttle = config["login_throttle"]
+    assert throttle["max_failures_per_login"] == 3 and throttle["first_delay_seconds"] == 0.5
+    assert throttle["max_failures_per_address"] == 20 and throttle["enabled"] is True  # defaults kept

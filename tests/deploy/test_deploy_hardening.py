@@ -68,7 +68,9 @@ def test_server_status_is_not_served(https: requests.Session, site: str) -> None
 
 def test_debian_default_site_is_off(deployed) -> None:
     with https_session(None) as session:
-        response = session.get("http://127.0.0.1/", headers={"Host": "unknown.example"}, timeout=30)
+        response = session.get(
+            "http://127.0.0.1/", headers={"Host": "unknown.example"}, timeout=30, allow_redirects=False
+        )
     assert "Apache2 Debian Default Page" not in response.text
     assert not Path("/etc/apache2/sites-enabled/000-default.conf").exists()
 

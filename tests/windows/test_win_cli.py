@@ -27,12 +27,12 @@ OPERATIONS = [
     "MariaDB/MySQL database and user",
     "PostgreSQL database and role",
     "Schema and data (impots.db.seed)",
+    "Apache configuration snapshot",
     "Vhost flask-impots-withmysql",
     "Vhost date-time-server",
     "httpd.conf: mod_wsgi block",
     "Hosts file block",
-    "Apache: configuration test, then restart",
-    "Apache running",
+    "Apache: configuration test, restart, smoke check",
 ]
 
 
@@ -87,8 +87,9 @@ def test_cli_dry_run_plans_every_operation(tmp_path, layout):
     table = output[output.index("Detected changes") :]
     for name in OPERATIONS:
         assert f"impots on Windows | {name}" in table, name
-    restart = next(line for line in table.splitlines() if "configuration test, then restart" in line)
-    assert restart.split()[-2:] == ["1", "(@winssh/lab-pc)"]  # the "Conditional Change" column
+    # No stamp on a bare machine: the restart is a definite change, not a conditional one.
+    restart = next(line for line in table.splitlines() if "configuration test, restart" in line)
+    assert restart.split()[-3:] == ["1", "(@winssh/lab-pc)", "-"]
     # A dry run only asks questions: every script sent is a fact (JSON out), none changes anything.
     assert scripts and all("ConvertTo-Json -InputObject" in script for script in scripts)
     assert SECRET not in output and not any(SECRET in script for script in scripts)
@@ -123,10 +124,10 @@ def test_cli_full_run_executes_every_operation(tmp_path, layout):
     results = output[output.index("--> Results:") :]
     assert "Grand total" in results and "Error" in results
     total = next(line for line in results.splitlines() if "Grand total" in line).split()
-    # Every operation changed something but "Apache running" (already running); both layouts have the TLS
-    # folder, certificate, key and the CA trusted; Apache Lounge has one less (its Redis runs); no error.
-    changed = "27" if layout == "laragon" else "26"
-    assert total[-3:] == [changed, "-", "1"]
+    # Every operation changed something; both layouts have the TLS folder, certificate, key and the CA
+    # trusted in LocalMachine Root; Apache Lounge has one less (its Redis runs); no error.
+    changed = "28" if layout == "laragon" else "27"
+    assert total[-3:] == [changed, "-", "-"]
     puts = [json.loads(line)[1] for line in sftp_log.read_text().splitlines()]
     vhosts = (
         "/C:/laragon/etc/apache2/sites-enabled/" if layout == "laragon" else "/C:/Apache24/conf/extra/impots-"
@@ -134,7 +135,7 @@ def test_cli_full_run_executes_every_operation(tmp_path, layout):
     assert f"{vhosts}flask-impots-withmysql.conf" in puts
     assert "/C:/Windows/System32/drivers/etc/hosts.impots-new" in puts
     assert any(p.startswith("/C:/impots/releases/") and p.endswith(".tar.gz") for p in puts)
-    restart = [s for s in scripts if "& $httpd -t" in s]
+    restart = [s for s in scripts if "-ArgumentList $httpd, '-t'" in s]
     assert restart, "the restart did not run"
     assert ("Restart-Service" in restart[0]) == (layout == "apache-lounge")
     # The databases: the account scripts and the app's seed ran, Laragon's Redis was started.

@@ -466,7 +466,7 @@ def test_only_the_dbms_in_use_is_required(monkeypatch):
 def test_bad_admin_data_stops_before_any_fact(monkeypatch):
     windows = laragon_machine()
     monkeypatch.setenv("IMPOTS_MYSQL_ADMIN_PASSWORD", "bad\rvalue")
-    # The settings model refuses it now (before the deploy reads any fact).
+    # The settings model refuses it while loading the host data, before the deploy reads any fact.
     with pytest.raises(SettingsError, match="impots_mysql_admin_password: must be a string"):
         dry_run(monkeypatch, windows, {"impots_windows_layout": "laragon"})
     assert windows.seen == []

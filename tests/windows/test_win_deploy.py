@@ -239,6 +239,9 @@ LARAGON_VHOST = """\
     Header always set Referrer-Policy "same-origin"
     </IfModule>
 
+    # A backstop above the app's own limit (impots_max_request_bytes), which answers 413 in the app's
+    # format; Apache refuses what the app would never read (a chunked body without end, say).
+    LimitRequestBody 262144
     # psycopg2 and other C extensions want the main interpreter.
     WSGIApplicationGroup %{GLOBAL}
     WSGIScriptAlias /impots "C:/impots/app/main_withpgres.wsgi"
@@ -305,6 +308,9 @@ LOUNGE_VHOST = """\
     Header always set Referrer-Policy "same-origin"
     </IfModule>
 
+    # A backstop above the app's own limit (impots_max_request_bytes), which answers 413 in the app's
+    # format; Apache refuses what the app would never read (a chunked body without end, say).
+    LimitRequestBody 262144
     # psycopg2 and other C extensions want the main interpreter.
     WSGIApplicationGroup %{GLOBAL}
     WSGIScriptAlias / "C:/impots/app/date_time_server.wsgi"

@@ -11,6 +11,7 @@ import re
 import pytest
 from ps_lint import lint
 from pyinfra.api import FileUploadCommand, StringCommand
+from win_apache_fakes import converge_apache
 from win_fakes import (
     ADMIN_SID,
     ALL_ENDPOINTS,
@@ -42,6 +43,7 @@ LARAGON_OPS = [
     "MariaDB/MySQL database and user",
     "PostgreSQL database and role",
     "Schema and data (impots.db.seed)",
+    "Apache configuration snapshot",
     "TLS folder",
     "TLS file C:/impots/tls/server.pem",
     "TLS file C:/impots/tls/server.key",
@@ -51,8 +53,7 @@ LARAGON_OPS = [
     "Vhost date-time-server",
     "httpd.conf: mod_wsgi block",
     "Hosts file block",
-    "Apache: configuration test, then restart",
-    "Apache running",
+    "Apache: configuration test, restart, smoke check",
 ]
 # Apache Lounge: Redis already runs (nothing of Laragon's to start); the PostgreSQL superuser's password is
 # given (IMPOTS_PGRES_ADMIN_PASSWORD), so it passes through an Administrators-only folder.
@@ -87,9 +88,8 @@ def test_laragon_full_plan(monkeypatch):
     windows = laragon_machine()
     planned, client = dry_run(monkeypatch, windows, {"impots_windows_layout": "laragon"})
     assert [n if not n.startswith("App release ") else "App release" for n in names(planned)] == LARAGON_OPS
-    # A bare machine: every operation has something to do (the restart is conditional, so it shows
-    # too), except starting Apache: Laragon's is running.
-    assert [name for name, _, change in planned if not change] == ["Apache running"]
+    # A bare machine: every operation has something to do (no stamp yet: Apache is restarted).
+    assert [name for name, _, change in planned if not change] == []
     by_name = {name: commands for name, commands, _ in planned}
 
     # Every command line was a PowerShell -EncodedCommand, never a POSIX shell.
@@ -114,10 +114,8 @@ def test_laragon_full_plan(monkeypatch):
     assert "Listen 443" not in text
     assert block[0].dest == "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17/conf/httpd.conf.impots-new"
 
-    restart = scripts(by_name["Apache: configuration test, then restart"])[0]
-    # Point 4: restarted as Laragon's desktop user (its tray's account), never in the SSH session's name.
-    assert "$desktopuser = 'LAB-PC\\eleve'" in restart and "Start-ScheduledTask" in restart
-    assert "Win32_Process -MethodName Create" not in restart and "Restart-Service" not in restart
+    restart = scripts(by_name["Apache: configuration test, restart, smoke check"])[0]
+    assert "Win32_Process -MethodName Create" in restart and "Restart-Service" not in restart
     mod_wsgi = scripts(by_name["mod_wsgi built for this Apache"])[0]
     assert "$apache = 'C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17'" in mod_wsgi
     acl = scripts(by_name["Install root: Administrators, SYSTEM and Apache only"])[0]
@@ -170,8 +168,8 @@ def test_apache_lounge_full_plan(monkeypatch):
     text = by_name["httpd.conf: mod_wsgi block"][0].src.getvalue().decode()
     assert 'Include "C:/Apache24/conf/extra/impots-flask-impots-withmysql.conf"\r\n' in text
     assert "Listen 127.0.0.1:443\r\n" in text  # Apache Lounge's httpd.conf has no active SSL
-    restart = scripts(by_name["Apache: configuration test, then restart"])[0]
-    assert "$service = 'Apache2.4'\nRestart-Service -Name $service\n" in restart
+    restart = scripts(by_name["Apache: configuration test, restart, smoke check"])[0]
+    assert "$service = 'Apache2.4'\nfunction Start-Apache { Restart-Service -Name $service }" in restart
     # Service as LocalSystem: SYSTEM reads, no extra account in the ACLs.
     acl = scripts(by_name["Install root: Administrators, SYSTEM and Apache only"])[0]
     assert "$grants = @('*S-1-5-18:(OI)(CI)F', '*S-1-5-32-544:(OI)(CI)F')" in acl
@@ -202,12 +200,12 @@ def test_second_run_on_converged_machine_is_clean(monkeypatch, layout):
     monkeypatch.setenv("IMPOTS_PGRES_ADMIN_PASSWORD", PG_ADMIN_PASSWORD)
     first, _ = dry_run(monkeypatch, windows, {"impots_windows_layout": layout})
     converge(windows, first)
+    converge_apache(windows, first)
     windows.unknown_facts.clear()
     second, _ = dry_run(monkeypatch, windows, {"impots_windows_layout": layout})
     changing = [name for name, commands, change in second if change]
-    # The restart is planned as "may change" (its _if is evaluated at execution time, when every
-    # operation it depends on reported no change, so it does not run).
-    assert changing == ["Apache: configuration test, then restart"]
+    # Apache runs and nothing is newer than the stamp: no restart either.
+    assert changing == []
     assert windows.unknown_facts == []
 
 

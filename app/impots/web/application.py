@@ -1,4 +1,5 @@
-"""Assembles the web layer on a Flask app: secret key, sessions, admin data, blueprint, error handling.
+"""Assembles the web layer on a Flask app: secret key, sessions, login throttle, admin data, blueprint,
+body limit, security headers, error handling.
 
 The start-up sequence of spec §8.3, except that nothing here ends the process: a log file that cannot be
 opened, Redis down or the database down are logged (and mailed where the spec says so) and the app answers
@@ -8,6 +9,7 @@ opened, Redis down or the database down are logged (and mailed where the spec sa
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +17,7 @@ import redis
 from flask import Flask, Response, session
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from werkzeug.exceptions import InternalServerError
+from werkzeug.exceptions import InternalServerError, RequestEntityTooLarge
 
 from impots.config import ConfigError
 from impots.db.dao import load_admin_data
@@ -25,11 +27,12 @@ from impots.web import view_models
 from impots.web.actions import VIEW_LISTE_ERREURS
 from impots.web.admin_data_source import AdminDataSource, AdminDataUnavailable
 from impots.web.controllers import result
-from impots.web.front_controller import current_action, on_session_save_error
+from impots.web.front_controller import current_action, on_request_too_large, on_session_save_error
 from impots.web.responses import build_response, render_view
 from impots.web.routes import make_blueprint
 from impots.web.runtime import EXTENSION_KEY, FallbackLog, Runtime, close_request_log, request_log
 from impots.web.sessions import SESSION_LIFETIME, CookieSessionInterface, ImpotsRedisSessionInterface
+from impots.web.throttle import LoginThrottle, ThrottleSettings
 from impots.web.urls import action_url
 
 # Seconds between two attempts to read the admin data while the database is down (app.config key).
@@ -37,6 +40,15 @@ DB_RETRY_SECONDS_KEY = "IMPOTS_DB_RETRY_SECONDS"
 DEFAULT_DB_RETRY_SECONDS = 5.0
 REDIS_TIMEOUT_SECONDS = 2
 MSG_INTERNAL_ERROR = "erreur interne du serveur ; l'administrateur a été prévenu"
+
+# Sent on every answer, static files included (defence in depth: Apache sets them too, and HSTS).
+# Referrer-Policy: with CSRF on, URLs carry the token; it must not leak to another site.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def _secret_key(config: Mapping[str, Any]) -> str:
@@ -93,6 +105,24 @@ def _admin_data_source(app: Flask, dbms: str, config: Mapping[str, Any]) -> Admi
     )
 
 
+def _login_throttle(
+    app: Flask, dbms: str, config: Mapping[str, Any], client: redis.Redis | None
+) -> LoginThrottle:
+    return LoginThrottle(
+        client,
+        ThrottleSettings.from_config(config["login_throttle"]),
+        key_prefix=f"impots:{dbms}:throttle:",
+        log=lambda line: app.extensions[EXTENSION_KEY].log_event(line),
+        clock=time.time,
+    )
+
+
+def _add_security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
 def _start_up(app: Flask, runtime: Runtime, redis_client: redis.Redis | None) -> None:
     """Spec §8.3, without exits: every failure is logged and the app starts anyway."""
     try:
@@ -103,6 +133,11 @@ def _start_up(app: Flask, runtime: Runtime, redis_client: redis.Redis | None) ->
         runtime.mail_admin(str(error), startup_log)
     try:
         startup_log.write("[serveur] démarrage du serveur\n")
+        if not runtime.throttle.active:
+            startup_log.write(
+                "[serveur] limitation des tentatives de connexion désactivée "
+                "(login_throttle.enabled false, ou sessions sans Redis)\n"
+            )
         if redis_client is not None:
             try:
                 redis_client.ping()
@@ -120,9 +155,13 @@ def init_web(app: Flask, dbms: str, config: dict[str, Any]) -> None:
     """Attach the web layer of site ``dbms`` to ``app`` (``config`` as returned by ``load_config``)."""
     app.config.update({key: value for key, value in config.items() if key.isupper()})
     app.config["SECRET_KEY"] = _secret_key(config)
+    # One limit for the whole body and for any form field (Flask's own default for a field is 500 KB).
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_FORM_MEMORY_SIZE"] = config["max_request_bytes"]
     redis_client = _configure_sessions(app, dbms, config)
-    runtime = Runtime(dbms, config, _admin_data_source(app, dbms, config), app.logger)
+    throttle = _login_throttle(app, dbms, config, redis_client)
+    runtime = Runtime(dbms, config, _admin_data_source(app, dbms, config), app.logger, throttle)
     app.extensions[EXTENSION_KEY] = runtime
+    app.after_request(_add_security_headers)
 
     app.register_blueprint(make_blueprint(config["with_csrftoken"]), url_prefix=config["prefix_url"])
     app.jinja_env.globals["action_url"] = action_url
@@ -142,4 +181,5 @@ def init_web(app: Flask, dbms: str, config: dict[str, Any]) -> None:
         return build_response(type_response, response_result, 500)
 
     app.register_error_handler(InternalServerError, on_internal_error)
+    app.register_error_handler(RequestEntityTooLarge, on_request_too_large)
     _start_up(app, runtime, redis_client)

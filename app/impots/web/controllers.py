@@ -17,6 +17,7 @@ from impots.errors import ImpotsError
 from impots.tax.rules import compute_tax
 from impots.web import actions as a
 from impots.web import validation
+from impots.web.echo import echo_object, shorten
 from impots.web.runtime import current_runtime
 
 Result = tuple[dict[str, Any], int]
@@ -48,23 +49,43 @@ def _simulation(taxpayer: validation.Taxpayer, simulation_id: int) -> dict[str, 
 def init_session(type_response: str) -> Result:
     """Route 2: 700 and the session's response type, or 701/400 for an unknown type."""
     if type_response not in a.RESPONSE_TYPES:
-        return result(a.INIT_SESSION, 701, [f"paramètre [type={type_response}] invalide"]), 400
+        return result(a.INIT_SESSION, 701, [f"paramètre [type={shorten(type_response)}] invalide"]), 400
     session["typeResponse"] = type_response
     # A model left by an earlier HTML session must not constrain the new one (course bug §12.6).
     session.pop("modèle", None)
     return result(a.INIT_SESSION, 700, [f"session démarrée avec le type de réponse {type_response}"]), 200
 
 
+def too_many_attempts_message(wait: int) -> str:
+    """État 429: too many failed logins for this login or from this address."""
+    return f"trop de tentatives de connexion échouées : réessayez dans {wait} seconde(s)"
+
+
+def _too_many_attempts(wait: int) -> Result:
+    g.retry_after = wait  # sent as Retry-After by the main controller
+    return result(a.AUTHENTIFIER_UTILISATEUR, 429, [too_many_attempts_message(wait)]), 429
+
+
 def authentifier_utilisateur() -> Result:
-    """Route 4: 200 for valid credentials, 201/400 for bad fields, 201/401 for bad credentials."""
+    """Route 4: 200 for valid credentials, 201/400 for bad fields, 201/401 for bad credentials,
+    429/429 while too many failed attempts for this login or address make it wait (see ``throttle``)."""
     credentials, errors = validation.credentials_from_form(request.form)
     if credentials is None:
         return result(a.AUTHENTIFIER_UTILISATEUR, 201, errors), 400
     login, password = credentials
-    password_hash = current_runtime().password_hash(login)
+    runtime = current_runtime()
+    address = request.remote_addr or ""  # the connection's REMOTE_ADDR; X-Forwarded-For is not trusted
+    wait = runtime.throttle.wait(login, address)
+    if wait:
+        return _too_many_attempts(wait)
+    password_hash = runtime.password_hash(login)
     if password_hash is None or not pbkdf2_sha256.verify(password, password_hash):
+        runtime.throttle.failed(login, address)
         # A failed attempt does not log out a user who was already authenticated.
         return result(a.AUTHENTIFIER_UTILISATEUR, 201, ["Echec de l'authentification"]), 401
+    wait = runtime.throttle.succeeded(login, address)
+    if wait:
+        return _too_many_attempts(wait)
     _regenerate_session_id()
     session["user"] = True
     return result(a.AUTHENTIFIER_UTILISATEUR, 200, "Authentification réussie"), 200
@@ -117,7 +138,7 @@ def calculer_impots() -> Result:
     for item in body:
         taxpayer, item_error = validation.taxpayer_from_json(item)
         if taxpayer is None:
-            invalid.append({**item, "erreur": item_error})
+            invalid.append({**echo_object(item), "erreur": item_error})
         else:
             taxpayers.append(taxpayer)
     if invalid:
@@ -145,7 +166,9 @@ def supprimer_simulation(numero: int) -> Result:
     simulations = session.get("simulations", [])
     remaining = [simulation for simulation in simulations if simulation["id"] != numero]
     if len(remaining) == len(simulations):
-        return result(a.SUPPRIMER_SIMULATION, 601, [f"la simulation n° [{numero}] n'existe pas"]), 400
+        return result(
+            a.SUPPRIMER_SIMULATION, 601, [f"la simulation n° [{shorten(numero)}] n'existe pas"]
+        ), 400
     session["simulations"] = remaining
     return result(a.SUPPRIMER_SIMULATION, 600, remaining), 200
 

@@ -121,8 +121,15 @@ def build_response(type_response: str, result: Mapping[str, Any], status: int) -
     return json_response(result, status)
 
 
-def unavailable_response(type_response: str, result: Mapping[str, Any]) -> Response:
-    """A 503 in the given format; in HTML the error page is shown directly (a redirect would lose the 503)."""
-    if type_response == "html":
-        return render_view(a.VIEW_LISTE_ERREURS, view_models.unavailable_model(result), 503)
-    return build_response(type_response, result, 503)
+def direct_response(type_response: str, result: Mapping[str, Any], status: int) -> Response:
+    """An answer whose HTTP status matters (413, 429, 503) in the given format. In HTML the page is shown
+    directly, since a redirect would lose the status: the login form with the message for a throttled
+    login (429), else the error page without a menu (nothing stored in the session)."""
+    if type_response != "html":
+        return build_response(type_response, result, status)
+    if status == 429:
+        failed = {"état": 201, "réponse": result["réponse"]}
+        return render_view(
+            a.VIEW_AUTHENTIFICATION, view_models.authentication_model(failed, request.form), 429
+        )
+    return render_view(a.VIEW_LISTE_ERREURS, view_models.unavailable_model(result), status)

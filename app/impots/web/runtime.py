@@ -15,6 +15,7 @@ from impots.errors import ImpotsError
 from impots.logger import Logger
 from impots.mail import send_admin_mail
 from impots.web.admin_data_source import AdminDataSource
+from impots.web.throttle import LoginThrottle
 
 EXTENSION_KEY = "impots"
 
@@ -46,6 +47,7 @@ class Runtime:
     config: Mapping[str, Any]
     admin_data: AdminDataSource
     app_logger: logging.Logger
+    throttle: LoginThrottle
     # The last log-file error reported, so that a broken log file is reported once, not on every request.
     _log_error: str | None = field(default=None, repr=False)
 

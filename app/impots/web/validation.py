@@ -14,6 +14,8 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
+from impots.web.echo import shorten
+
 TAXPAYER_FIELDS = ("marié", "enfants", "salaire")
 CREDENTIAL_FIELDS = ("user", "password")
 
@@ -51,12 +53,12 @@ def missing_message(name: str) -> str:
 
 def invalid_marie_message(value: Any) -> str:
     """The message of a ``marié`` that is not oui/non."""
-    return f"valeur [{value}] invalide pour le paramètre [marié (oui/non)]"
+    return f"valeur [{shorten(value)}] invalide pour le paramètre [marié (oui/non)]"
 
 
 def invalid_integer_message(name: str, value: Any) -> str:
     """The message of an ``enfants`` or ``salaire`` that is not a whole number >= 0."""
-    return f"valeur [{value}] invalide pour le paramètre [{name} (entier>=0)]"
+    return f"valeur [{shorten(value)}] invalide pour le paramètre [{name} (entier>=0)]"
 
 
 def _marie(value: Any) -> str | None:
@@ -129,7 +131,7 @@ def taxpayer_from_json(item: Mapping[str, Any]) -> tuple[Taxpayer | None, str | 
     """One object of the ``calculer-impots`` body: only the three keys, each valid; else the error text."""
     extra = [key for key in item if key not in TAXPAYER_FIELDS]
     if extra:
-        return None, f"clés non autorisées : [{', '.join(map(str, extra))}]. {MSG_TAXPAYER_KEYS}"
+        return None, f"clés non autorisées : [{shorten(', '.join(map(str, extra)))}]. {MSG_TAXPAYER_KEYS}"
     if any(name not in item for name in TAXPAYER_FIELDS):
         return None, MSG_TAXPAYER_KEYS
     taxpayer, errors = _taxpayer_from_values(item)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from impots.web import actions as a
+from impots.web.echo import shorten
 
 MENU_CALCUL_IMPOT = {"text": "Calcul de l'impôt", "action": a.AFFICHER_CALCUL_IMPOT}
 MENU_LISTE_SIMULATIONS = {"text": "Liste des simulations", "action": a.LISTER_SIMULATIONS}
@@ -32,7 +33,7 @@ def authentication_model(result: Mapping[str, Any], form: Mapping[str, str]) -> 
     return _model(
         a.VIEW_AUTHENTIFICATION,
         [a.AFFICHER_VUE_AUTHENTIFICATION, a.AUTHENTIFIER_UTILISATEUR],
-        login=form.get("user", "") if failed else "",
+        login=shorten(form.get("user", "")) if failed else "",
         error=failed,
         erreurs=_messages(result["réponse"]) if failed else [],
     )
@@ -49,9 +50,9 @@ def tax_form_model(result: Mapping[str, Any], form: Mapping[str, str]) -> dict[s
     model = _model(
         a.VIEW_CALCUL_IMPOT,
         [a.AFFICHER_VUE_CALCUL_IMPOT, a.CALCULER_IMPOT, a.LISTER_SIMULATIONS, a.FIN_SESSION],
-        marié=(form.get("marié", "").strip().lower() if refill else "") or "non",
-        enfants=form.get("enfants", "") if refill else "",
-        salaire=form.get("salaire", "") if refill else "",
+        marié=(shorten(form.get("marié", "").strip().lower()) if refill else "") or "non",
+        enfants=shorten(form.get("enfants", "")) if refill else "",
+        salaire=shorten(form.get("salaire", "")) if refill else "",
         success=etat == 300,
         error=etat == 301,
         erreurs=_messages(result["réponse"]) if etat == 301 else [],
