@@ -153,10 +153,15 @@ class WinSSHConnector(SSHConnector):
         exit_status = channel.recv_exit_status()
         logger.debug("PowerShell exit status: %i", exit_status)
 
-        output = _clean_output(output)
+        output = self._clean_output(output)
         if success_exit_codes:
             return exit_status in success_exit_codes, output
         return exit_status == 0, output
+
+    def _clean_output(self, output: CommandOutput) -> CommandOutput:
+        # stderr kept as received (CLIXML included) for the first-real-machine checklist's report.
+        self.last_raw_stderr = [line.line for line in output.combined_lines if line.buffer_name == "stderr"]
+        return _clean_output(output)
 
     @override
     def put_file(

@@ -32,7 +32,7 @@ from pyinfra.api import deploy
 from provisioning import plan
 from provisioning.artifact import REPO_ROOT, build_app_artifact
 from provisioning.settings import AppPaths, Settings, app_paths, instance_config_json
-from provisioning.windows import databases, facts, operations
+from provisioning.windows import databases, facts, operations, prerequisites
 from provisioning.windows.apache import apache_applied, apache_config_snapshot
 from provisioning.windows.databases import (
     DatabaseDataError,
@@ -50,15 +50,10 @@ from provisioning.windows.platforms import (
     laragon_apache_folder,
     laragon_platform,
 )
-from provisioning.windows.tls import controller_certificate
+from provisioning.windows.prerequisites import WindowsDeployError, choose_python
+from provisioning.windows.tls import controller_certificate, local_ca_file
 
-MOD_WSGI_PACKAGE = "mod-wsgi==6.1.1"
-MIN_PYTHON = (3, 9)
 REQUIREMENTS_FILE = REPO_ROOT / "requirements" / "app.txt"
-
-
-class WindowsDeployError(RuntimeError):
-    """The Windows host cannot be provisioned as it is: ``<host>: <what was found> (<what to do>)``."""
 
 
 @dataclass(frozen=True)
@@ -77,12 +72,13 @@ class WindowsTarget:
     apache: dict[str, Any]
     python: dict[str, Any]
     service: str | None  # Windows service running Apache, None = a plain process (Laragon)
-    reader_sid: str  # the account Apache runs as (reads the app, its secrets; writes the logs)
+    reader_sids: tuple[str, ...]  # the accounts Apache runs as (read the app, its secrets; write the logs)
     paths: AppPaths
     instance_store: str  # the persistent instance folder; <app>/instance is a junction to it
     tls: TlsFiles
     httpd_conf: str  # current text of httpd.conf
     databases: DatabaseTarget = field(default_factory=DatabaseTarget)
+    desktop_user: str | None = None  # Laragon: "PC\\user" whose tray runs Apache (restarts run as them)
 
     @property
     def site_packages(self) -> str:
@@ -103,80 +99,17 @@ class WindowsTarget:
 # --- deciding from facts -------------------------------------------------------------------------------
 
 
-def _version_tuple(version: str | None) -> tuple[int, ...]:
-    return tuple(int(n) for n in re.findall(r"\d+", version or ""))
-
-
 def resolve_platform(settings: Settings) -> WindowsPlatform:
     if settings.windows_layout == APACHE_LOUNGE:
         return apache_lounge_platform(settings.apache_root)
     apache_root = settings.apache_root
     if apache_root is None:
         laragon = host.get_fact(facts.LaragonApache, laragon_root=settings.laragon_root)
-        folder = laragon_apache_folder(settings.laragon_root, laragon["versions"], laragon["selected"])
+        folder = laragon_apache_folder(
+            settings.laragon_root, laragon["versions"], laragon["selected"], laragon["running"]
+        )
         apache_root = f"{settings.laragon_root.rstrip('/')}/bin/apache/{folder}"
     return laragon_platform(settings.laragon_root, apache_root)
-
-
-def choose_python(settings: Settings, found: list[dict], apache_bits: int | None) -> tuple[dict | None, str]:
-    """The Python to build the venv from, or ``(None, problem)``."""
-    listing = "; ".join(f"{p['version']} {p['bits']}-bit at {p['executable']}" for p in found) or "none"
-    if settings.windows_python:
-        if not found:
-            return None, f"impots_windows_python {settings.windows_python} does not run"
-        return found[0], ""
-    usable = [p for p in found if _version_tuple(p["version"])[:2] >= MIN_PYTHON]
-    if apache_bits:
-        usable = [p for p in usable if p["bits"] == apache_bits]
-    if not usable:
-        wanted = f"{apache_bits}-bit " if apache_bits else ""
-        return None, (
-            f"no {wanted}Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]}+ installed for all users (found: {listing}); "
-            "install it from python.org, or set impots_windows_python"
-        )
-    return max(usable, key=lambda p: _version_tuple(p["version"])), ""
-
-
-def check_prerequisites(
-    platform: WindowsPlatform, apache: dict | None, python: dict | None, python_problem: str, msvc: dict
-) -> list[str]:
-    """Every reason the host cannot be provisioned, each naming what was found (empty: all good)."""
-    problems = []
-    if apache is None:
-        problems.append(f"no Apache at {platform.apache_root} (no bin/httpd.exe)")
-    else:
-        missing = [
-            name for name, ok in (("include/", apache["has_include"]), ("lib/", apache["has_lib"])) if not ok
-        ]
-        if missing:
-            problems.append(
-                f"the Apache tree at {platform.apache_root} has no {' and no '.join(missing)} "
-                "(needed to compile mod_wsgi): use a full Apache Lounge / Laragon Apache, not a trimmed copy"
-            )
-        if not apache["version"]:
-            problems.append(
-                f"{platform.httpd} -v printed no version: does httpd.exe run (Visual C++ redistributable)?"
-            )
-        if not apache["bits"]:
-            problems.append(f"cannot tell whether {platform.httpd} is 32- or 64-bit")
-    if python is None:
-        problems.append(python_problem)
-    elif apache is not None and apache["bits"] and python["bits"] != apache["bits"]:
-        problems.append(
-            f"Python {python['version']} at {python['executable']} is {python['bits']}-bit but Apache "
-            f"{apache['version']} at {platform.apache_root} is {apache['bits']}-bit: they must match"
-        )
-    if not msvc["vswhere"]:
-        problems.append(
-            "no Microsoft C++ build tools (vswhere.exe not found): install Visual Studio Build Tools "
-            "with the 'Desktop development with C++' workload (mod_wsgi is compiled on the host)"
-        )
-    elif not msvc["installations"]:
-        problems.append(
-            f"Visual Studio is installed but without the C++ tools ({facts.MSVC_COMPONENT}): add the "
-            "'Desktop development with C++' workload"
-        )
-    return problems
 
 
 _ACTIVE_SSL = re.compile(
@@ -215,25 +148,48 @@ def resolve_tls(settings: Settings, platform: WindowsPlatform, tls_dir: str) -> 
     )
 
 
+def _laragon_user(platform: WindowsPlatform) -> dict | None:
+    if platform.layout == APACHE_LOUNGE:
+        return None
+    return prerequisites.laragon_desktop_user(host.get_fact(facts.ProcessOwners, program="laragon.exe"))
+
+
+def _host_problems(
+    settings: Settings, platform: WindowsPlatform, apache: dict | None
+) -> tuple[dict | None, list[str]]:
+    """The chosen Python and every prerequisite problem of the host itself (prerequisites.py)."""
+    found = host.get_fact(facts.PythonInstallations, path=settings.windows_python)
+    python, python_problem = choose_python(settings, found)
+    problems = prerequisites.apache_problems(platform.apache_root, platform.httpd, apache)
+    problems += (
+        [python_problem]
+        if python is None
+        else prerequisites.python_apache_problems(python, apache, platform.apache_root)
+    )
+    problems += prerequisites.build_tools_problems(host.get_fact(facts.MsvcBuildTools))
+    problems += prerequisites.session_problems(host.get_fact(facts.CurrentUser))
+    problems += prerequisites.tar_problems(host.get_fact(facts.SystemProgram, program="tar.exe"))
+    try:
+        prerequisites.mod_wsgi_package(settings)
+    except WindowsDeployError as error:
+        problems.append(str(error))
+    return python, problems
+
+
 def resolve_target(settings: Settings, admins: databases.DatabaseAdmins | None = None) -> WindowsTarget:
-    """Read the facts, choose platform, Python and Apache account; raise WindowsDeployError if unusable."""
+    """Read the facts, choose platform, Python and Apache accounts; raise WindowsDeployError if unusable."""
     try:
         platform = resolve_platform(settings)
     except PlatformError as error:
         raise WindowsDeployError(f"{host.name}: {error}") from None
     apache = host.get_fact(facts.ApacheInstallation, root=platform.apache_root)
-    found = host.get_fact(facts.PythonInstallations, path=settings.windows_python)
-    python, python_problem = choose_python(settings, found, apache["bits"] if apache else None)
-    msvc = host.get_fact(facts.MsvcBuildTools)
-    problems = check_prerequisites(platform, apache, python, python_problem, msvc)
-    if host.get_fact(facts.CommandPath, program="tar.exe") is None:
-        problems.append("no tar.exe on PATH (Windows 10 1803 and later ship it in System32): update Windows")
-    if settings.tls.source != "files" and platform.default_cert:
-        if host.get_fact(facts.FileHash, path=platform.default_cert) is None:
-            problems.append(
-                f"Laragon's certificate {platform.default_cert} is missing: enable SSL in Laragon's menu "
-                "(Apache > SSL > Enabled), or give impots_tls files"
-            )
+    python, problems = _host_problems(settings, platform, apache)
+    desktop = _laragon_user(platform)
+    if platform.layout != APACHE_LOUNGE:
+        problems += prerequisites.laragon_problems(settings.laragon_root, desktop)
+    accounts = list(settings.windows_apache_accounts)
+    account_sids = host.get_fact(facts.AccountSids, accounts=accounts) if accounts else {}
+    problems += prerequisites.account_problems(accounts, account_sids)
     httpd_conf = host.get_fact(facts.FileText, path=platform.httpd_conf)
     if apache is not None and httpd_conf is None:
         problems.append(f"no {platform.httpd_conf}")
@@ -244,33 +200,26 @@ def resolve_target(settings: Settings, admins: databases.DatabaseAdmins | None =
             f"({stray.group(0).strip()!r}): remove that line, the deploy loads it once in its own block"
         )
     database_target, database_problems = resolve_databases(settings, platform, admins)
-    problems += database_problems
-    if problems:
-        raise WindowsDeployError(f"{host.name}: " + f"\n{host.name}: ".join(problems))
-
     runtime = host.get_fact(facts.HttpdRuntime, httpd=platform.httpd)
     service = runtime["services"][0] if runtime["services"] else None
-    if service is not None:
-        if not service["account_sid"]:
-            raise WindowsDeployError(f"{host.name}: cannot resolve the account of service {service['name']}")
-        reader_sid = service["account_sid"]
-    else:
-        # A plain httpd process (Laragon) is (re)started by this deploy as the SSH user, so that is the
-        # account it runs as from then on.
-        reader_sid = host.get_fact(facts.CurrentUser)["sid"]
-
+    prerequisites.raise_problems(
+        host.name, problems + database_problems + prerequisites.service_problems(service)
+    )
     paths = app_paths(settings)
     return WindowsTarget(
         platform=platform,
         apache=apache,
         python=python,
         service=service["name"] if service else None,
-        reader_sid=reader_sid,
+        reader_sids=prerequisites.apache_reader_sids(
+            service, runtime["processes"], desktop, account_sids.values()
+        ),
         paths=paths,
         instance_store=f"{paths.install_root}/instance",
         tls=resolve_tls(settings, platform, f"{paths.install_root}/tls"),
         httpd_conf=httpd_conf,
         databases=database_target,
+        desktop_user=desktop["owner"] if desktop else None,
     )
 
 
@@ -366,7 +315,7 @@ def provision_folders(target: WindowsTarget) -> None:
         path=paths.install_root,
         folder=True,
         full=full,
-        read=[target.reader_sid],
+        read=list(target.reader_sids),
     )
     for folder in (
         paths.releases,
@@ -380,7 +329,7 @@ def provision_folders(target: WindowsTarget) -> None:
         path=f"{target.instance_store}/logs",
         folder=True,
         full=full,
-        modify=[target.reader_sid],
+        modify=list(target.reader_sids),
     )
 
 
@@ -396,7 +345,7 @@ def provision_app(settings: Settings, target: WindowsTarget) -> None:
         name="mod_wsgi built for this Apache",
         venv_path=paths.venv,
         apache_root=platform.apache_root,
-        package=MOD_WSGI_PACKAGE,
+        package=prerequisites.mod_wsgi_package(settings),
     )
     operations.app_release(
         name=f"App release {artifact.release}",
@@ -417,7 +366,7 @@ def provision_app(settings: Settings, target: WindowsTarget) -> None:
         path=f"{target.instance_store}/secrets.json",
         given=given,
         generate=generate,
-        reader_sid=target.reader_sid,
+        reader_sid=target.reader_sids,
     )
 
 
@@ -467,6 +416,12 @@ def provision_apache(settings: Settings, target: WindowsTarget) -> None:
         operations.directory(name="TLS folder", path=f"{paths.install_root}/tls")
         for src, dest in target.tls.uploads:
             operations.put_local_file(name=f"TLS file {dest}", src=src, dest=dest)
+    if settings.tls.source != "files" and settings.windows_trust_ca:
+        operations.trusted_root_ca(
+            name="Local CA trusted by Windows (LocalMachine Root)",
+            ca_pem=local_ca_file(host.name),
+            dest=f"{paths.install_root}/tls/impots-ca.pem",
+        )
     for site in settings.sites:
         dest = platform.vhost_file(site.name)
         operations.put_bytes(name=f"Vhost {site.name}", dest=dest, content=files.vhosts[dest])

@@ -32,6 +32,11 @@ PYTHON_PROBE = (
 )
 
 MSVC_COMPONENT = "Microsoft.VisualStudio.Component.VC.Tools.x86.x64"
+# Where the Windows 10/11 SDK installer records its folder (the VS installer's SDK component writes it too).
+WINDOWS_KITS_KEYS = (
+    "HKLM:\\SOFTWARE\\WOW6432Node\\Microsoft\\Windows Kits\\Installed Roots",
+    "HKLM:\\SOFTWARE\\Microsoft\\Windows Kits\\Installed Roots",
+)
 
 
 class PowerShellJsonFact(FactBase):
@@ -190,13 +195,15 @@ class ServiceState(PowerShellJsonFact):
         return json_fact_script(ps_assign(n=service) + _SERVICE_STATE)
 
 
-# python.org's installer folders: "for all users" first, then per user. The Microsoft Store stub
+# python.org's installer folders: "for all users" first, then per user, then python.org's install
+# manager (3.14+, per user: %LOCALAPPDATA%\Python\pythoncore-<version>-64). The Microsoft Store stub
 # (WindowsApps\python.exe) is never listed: it opens the Store instead of running Python.
 _PYTHON_SEARCH = r"""
 $patterns = @(
     "$env:ProgramFiles\Python3*\python.exe",
     "${env:ProgramFiles(x86)}\Python3*\python.exe",
-    "$env:LOCALAPPDATA\Programs\Python\Python3*\python.exe"
+    "$env:LOCALAPPDATA\Programs\Python\Python3*\python.exe",
+    "$env:LOCALAPPDATA\Python\pythoncore-3*\python.exe"
 )
 $candidates = @(Get-Item -Path $patterns -ErrorAction SilentlyContinue | ForEach-Object { $_.FullName })
 """
@@ -270,22 +277,34 @@ if (Test-Path -LiteralPath $httpd -PathType Leaf) {
         version = $version
         architecture = $architecture
         machine = $machine
-        has_include = (Test-Path -LiteralPath (Join-Path $root 'include\httpd.h') -PathType Leaf)
-        has_lib = (Test-Path -LiteralPath (Join-Path $root 'lib\libhttpd.lib') -PathType Leaf)
+        missing = @($build |
+            Where-Object { -not (Test-Path -LiteralPath (Join-Path $root $_) -PathType Leaf) })
     }
 }
 """
 
 
+# What mod_wsgi's setup.py compiles and links against on Windows (MOD_WSGI_APACHE_ROOTDIR/include and
+# the four import libraries it names in PYTHON_LDLIBS).
+APACHE_BUILD_FILES = (
+    "include/httpd.h",
+    "include/apr.h",
+    "lib/libhttpd.lib",
+    "lib/libapr-1.lib",
+    "lib/libaprutil-1.lib",
+    "lib/libapriconv-1.lib",
+)
+
+
 class ApacheInstallation(PowerShellJsonFact):
     """
-    The Apache tree at ``root``: ``{"root", "version", "bits", "has_include", "has_lib"}`` or ``None``
-    when ``root/bin/httpd.exe`` is missing.
+    The Apache tree at ``root``: ``{"root", "version", "bits", "missing", "has_include", "has_lib"}`` or
+    ``None`` when ``root/bin/httpd.exe`` is missing. ``missing``: the files of ``APACHE_BUILD_FILES``
+    (forward slashes) that are not there.
 
     ``version`` comes from ``httpd -v`` (``None`` if httpd.exe cannot run, e.g. without the Visual C++
     redistributable); ``bits`` from ``httpd -V`` ("Architecture: 64-bit"), else from the machine field of
-    httpd.exe's PE header (0x8664 = x64, 0x14c = x86). ``include/httpd.h`` and ``lib/libhttpd.lib`` are
-    what compiling mod_wsgi needs.
+    httpd.exe's PE header (0x8664 = x64, 0x14c = x86).
 
     .. code:: python
 
@@ -293,16 +312,19 @@ class ApacheInstallation(PowerShellJsonFact):
     """
 
     def command(self, root: str) -> str:
-        return json_fact_script(ps_assign(root=win_path(root)) + _APACHE_INSTALLATION)
+        build = ps_array(win_path(f) for f in APACHE_BUILD_FILES)
+        return json_fact_script(ps_assign(root=win_path(root)) + f"$build = {build}" + _APACHE_INSTALLATION)
 
     def convert(self, value: dict) -> dict:
         bits = value.get("architecture") or {0x8664: 64, 0x14C: 32}.get(value.get("machine"))
+        missing = [f.replace("\\", "/") for f in value.get("missing") or []]
         return {
             "root": value["root"].replace("\\", "/"),
             "version": value.get("version"),
             "bits": bits,
-            "has_include": bool(value.get("has_include")),
-            "has_lib": bool(value.get("has_lib")),
+            "missing": missing,
+            "has_include": not any(f.startswith("include/") for f in missing),
+            "has_lib": not any(f.startswith("lib/") for f in missing),
         }
 
 
@@ -324,15 +346,18 @@ if (Test-Path -LiteralPath $ini -PathType Leaf) {
         }
     }
 }
-$result = @{ versions = $versions; selected = $selected }
+$running = @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'httpd.exe'" |
+    Where-Object { $_.ExecutablePath -and $_.ExecutablePath.StartsWith($apache + '\', 'OrdinalIgnoreCase') } |
+    ForEach-Object { $_.ExecutablePath } | Sort-Object -Unique)
+$result = @{ versions = $versions; selected = $selected; running = $running }
 """
 
 
 class LaragonApache(PowerShellJsonFact):
     """
-    Laragon's Apache versions: ``{"versions": [names of bin/apache/httpd-*], "selected": str|None}``;
-    ``selected`` is ``Version=`` of the ``[apache]`` section of ``usr/laragon.ini`` (the version Laragon's
-    menu made current), if any.
+    Laragon's Apache versions: ``{"versions": [names of bin/apache/httpd-*], "selected": str|None,
+    "running": [httpd-* folders whose httpd.exe runs]}``; ``selected`` is ``Version=`` of the ``[apache]``
+    section of ``usr/laragon.ini`` (the version Laragon's menu made current), if any.
 
     .. code:: python
 
@@ -341,13 +366,22 @@ class LaragonApache(PowerShellJsonFact):
 
     @staticmethod
     def default() -> dict:
-        return {"versions": [], "selected": None}
+        return {"versions": [], "selected": None, "running": []}
 
     def command(self, laragon_root: str) -> str:
         return json_fact_script(ps_assign(root=win_path(laragon_root)) + _LARAGON_APACHE)
 
     def convert(self, value: dict) -> dict:
-        return {"versions": sorted(value.get("versions") or []), "selected": value.get("selected")}
+        running = {
+            m.group(1)
+            for path in value.get("running") or []
+            if (m := re.search(r"[\\/]bin[\\/]apache[\\/]([^\\/]+)[\\/]bin[\\/]httpd\.exe$", path, re.I))
+        }
+        return {
+            "versions": sorted(value.get("versions") or []),
+            "selected": value.get("selected"),
+            "running": sorted(running),
+        }
 
 
 _MSVC_BUILD_TOOLS = r"""
@@ -359,14 +393,26 @@ if ($found) {
         -requires $component -property installationPath })
     $global:LASTEXITCODE = 0
 }
-$result = @{ vswhere = $found; installations = $installations }
+$kits = $null
+foreach ($key in $kitkeys) {
+    $item = Get-ItemProperty -LiteralPath $key -Name KitsRoot10 -ErrorAction SilentlyContinue
+    if ($item -and -not $kits) { $kits = [string]$item.KitsRoot10 }
+}
+$sdks = @()
+if ($kits -and (Test-Path -LiteralPath (Join-Path $kits 'Lib') -PathType Container)) {
+    $sdks = @(Get-ChildItem -LiteralPath (Join-Path $kits 'Lib') -Directory |
+        Where-Object { Test-Path -LiteralPath (Join-Path $_.FullName 'um\x64\kernel32.lib') -PathType Leaf } |
+        ForEach-Object { $_.Name })
+}
+$result = @{ vswhere = $found; installations = $installations; sdks = $sdks }
 """
 
 
 class MsvcBuildTools(PowerShellJsonFact):
     """
-    The Microsoft C++ build tools seen by ``vswhere.exe`` (installed with any Visual Studio 2017+):
-    ``{"vswhere": bool, "installations": [installation folders that have the VC x86/x64 tools]}``.
+    The Microsoft C++ build tools seen by ``vswhere.exe`` (installed with any Visual Studio 2017+) and
+    the Windows SDK the linker needs (kernel32.lib...): ``{"vswhere": bool, "installations": [installation
+    folders that have the VC x86/x64 tools], "sdks": [Windows 10/11 SDK versions with x64 libraries]}``.
 
     .. code:: python
 
@@ -375,19 +421,39 @@ class MsvcBuildTools(PowerShellJsonFact):
 
     @staticmethod
     def default() -> dict:
-        return {"vswhere": False, "installations": []}
+        return {"vswhere": False, "installations": [], "sdks": []}
 
     def command(self) -> str:
-        return json_fact_script(ps_assign(component=MSVC_COMPONENT) + _MSVC_BUILD_TOOLS)
+        return json_fact_script(
+            ps_assign(component=MSVC_COMPONENT)
+            + f"$kitkeys = {ps_array(WINDOWS_KITS_KEYS)}"
+            + _MSVC_BUILD_TOOLS
+        )
 
     def convert(self, value: dict) -> dict:
         return {
             "vswhere": bool(value.get("vswhere")),
             "installations": [p for p in (value.get("installations") or []) if p],
+            "sdks": sorted(p for p in (value.get("sdks") or []) if p),
         }
 
 
-_HTTPD_RUNTIME = r"""
+# An account name as services and users write it -> its SID, or $null. ".\\name" (a local account, as
+# services.msc writes it) is not understood by NTAccount: it becomes "<computer>\\name".
+_ACCOUNT_SID = r"""
+function Get-AccountSid([string]$account) {
+    if ($account -eq 'LocalSystem') { return 'S-1-5-18' }
+    if ($account.StartsWith('.\')) { $account = $env:COMPUTERNAME + $account.Substring(1) }
+    try {
+        $nt = New-Object Security.Principal.NTAccount $account
+        return $nt.Translate([Security.Principal.SecurityIdentifier]).Value
+    } catch { return $null }
+}
+"""
+
+_HTTPD_RUNTIME = (
+    _ACCOUNT_SID
+    + r"""
 $services = @()
 foreach ($s in @(Get-CimInstance -ClassName Win32_Service)) {
     if (-not $s.PathName) { continue }
@@ -395,33 +461,35 @@ foreach ($s in @(Get-CimInstance -ClassName Win32_Service)) {
     if ($exe.StartsWith('"')) { $exe = $exe.Substring(1, $exe.IndexOf('"', 1) - 1) }
     elseif ($exe -match '^(.+?\.exe)') { $exe = $Matches[1] }
     if ($exe -ne $httpd) { continue }
-    $sid = $null
     $account = [string]$s.StartName
-    if (-not $account -or $account -eq 'LocalSystem') { $sid = 'S-1-5-18' }
-    else {
-        try {
-            $nt = New-Object Security.Principal.NTAccount $account
-            $sid = $nt.Translate([Security.Principal.SecurityIdentifier]).Value
-        } catch { }
+    if (-not $account) { $account = 'LocalSystem' }
+    $services += @{
+        name = $s.Name; state = $s.State; account = $account; account_sid = (Get-AccountSid $account)
     }
-    $services += @{ name = $s.Name; state = $s.State; account_sid = $sid }
 }
 $processes = @()
 foreach ($p in @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'httpd.exe'")) {
     if ($p.ExecutablePath -ne $httpd) { continue }
     $owner = Invoke-CimMethod -InputObject $p -MethodName GetOwnerSid
-    $processes += @{ pid = [int]$p.ProcessId; owner_sid = $owner.Sid }
+    $name = Invoke-CimMethod -InputObject $p -MethodName GetOwner
+    $processes += @{
+        pid = [int]$p.ProcessId; owner_sid = $owner.Sid; owner = "$($name.Domain)\$($name.User)"
+        session = [int]$p.SessionId
+    }
 }
 $result = @{ services = $services; processes = $processes }
 """
+)
 
 
 class HttpdRuntime(PowerShellJsonFact):
     """
     How the Apache whose executable is ``httpd`` runs: ``{"services": [...], "processes": [...]}``.
 
-    ``services``: Windows services starting that httpd.exe (``{"name", "state", "account_sid"}``);
-    ``processes``: running httpd.exe of that path (``{"pid", "owner_sid"}``). Apache Lounge usually runs
+    ``services``: Windows services starting that httpd.exe (``{"name", "state", "account", "account_sid"}``,
+    ``account_sid`` None when the account cannot be resolved; ``.\\name`` is this machine's ``name``);
+    ``processes``: running httpd.exe of that path (``{"pid", "owner_sid", "owner", "session"}``).
+    Apache Lounge usually runs
     as a service (``httpd -k install``), Laragon as a plain process of the desktop user.
 
     .. code:: python
@@ -653,3 +721,113 @@ class TcpPortsOpen(PowerShellJsonFact):
 
     def convert(self, value: dict) -> dict:
         return {str(endpoint): bool(is_open) for endpoint, is_open in value.items()}
+
+
+_PROCESS_OWNERS = r"""
+$result = @()
+foreach ($p in @(Get-CimInstance -ClassName Win32_Process -Filter ("Name = '" + $name + "'"))) {
+    $sid = Invoke-CimMethod -InputObject $p -MethodName GetOwnerSid
+    $owner = Invoke-CimMethod -InputObject $p -MethodName GetOwner
+    $result += @{
+        pid = [int]$p.ProcessId; owner_sid = $sid.Sid; owner = "$($owner.Domain)\$($owner.User)"
+        session = [int]$p.SessionId; path = $p.ExecutablePath
+    }
+}
+"""
+
+
+class ProcessOwners(PowerShellJsonFact):
+    """
+    Running processes of one program name: a list of ``{"pid", "owner_sid", "owner" ("PC\\user"),
+    "session" (0 = services, 1+ = a desktop), "path"}``. For Laragon's tray (``laragon.exe``): the desktop
+    user who (re)starts Laragon's Apache.
+
+    .. code:: python
+
+        host.get_fact(ProcessOwners, program="laragon.exe")
+    """
+
+    @staticmethod
+    def default() -> list:
+        return []
+
+    def command(self, program: str) -> str:
+        if "'" in program or not program.lower().endswith(".exe"):
+            raise ValueError(f"not a program file name: {program!r}")
+        return json_fact_script(ps_assign(name=program) + _PROCESS_OWNERS, value="@($result)")
+
+
+_ACCOUNT_SIDS = (
+    _ACCOUNT_SID
+    + r"""
+$result = @{}
+foreach ($account in $accounts) { $result[$account] = Get-AccountSid $account }
+"""
+)
+
+
+class AccountSids(PowerShellJsonFact):
+    """
+    SIDs of account names (``PC\\user``, ``.\\user``, ``user``, ``LocalSystem``): ``{name: SID or None}``.
+
+    .. code:: python
+
+        host.get_fact(AccountSids, accounts=[".\\prof"])
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {}
+
+    def command(self, accounts: list[str]) -> str:
+        return json_fact_script(f"$accounts = {ps_array(accounts)}" + _ACCOUNT_SIDS)
+
+
+_SYSTEM_PROGRAM = r"""
+$result = $null
+$path = Join-Path ([Environment]::GetFolderPath('System')) $name
+if (Test-Path -LiteralPath $path -PathType Leaf) { $result = $path }
+"""
+
+
+class SystemProgram(PowerShellJsonFact):
+    """
+    A program of Windows' own System32 folder (e.g. ``tar.exe``, bsdtar since Windows 10 1803), with
+    forward slashes, or ``None``. Never PATH: Git's, MSYS2's or Cygwin's tar read ``C:\\...`` as a
+    remote host name.
+
+    .. code:: python
+
+        host.get_fact(SystemProgram, program="tar.exe")
+    """
+
+    def command(self, program: str) -> str:
+        return json_fact_script(ps_assign(name=program) + _SYSTEM_PROGRAM)
+
+    def convert(self, value: str) -> str:
+        return value.replace("\\", "/")
+
+
+_CERTIFICATE_IN_STORE = r"""
+$result = Test-Path -LiteralPath ('Cert:\LocalMachine\Root\' + $thumbprint)
+"""
+
+
+class CertificateTrusted(PowerShellJsonFact):
+    """
+    Whether the certificate with this SHA-1 thumbprint (upper-case hex) is in the machine's trusted root
+    store (``Cert:\\LocalMachine\\Root``).
+
+    .. code:: python
+
+        host.get_fact(CertificateTrusted, thumbprint="0123...")
+    """
+
+    @staticmethod
+    def default() -> bool:
+        return False
+
+    def command(self, thumbprint: str) -> str:
+        if not re.fullmatch(r"[0-9A-F]{40}", thumbprint):
+            raise ValueError(f"not an upper-case SHA-1 thumbprint: {thumbprint!r}")
+        return json_fact_script(ps_assign(thumbprint=thumbprint) + _CERTIFICATE_IN_STORE)

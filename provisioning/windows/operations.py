@@ -21,6 +21,7 @@ from pyinfra.operations.util.files import generate_color_diff
 
 from provisioning.windows import facts
 from provisioning.windows.powershell import fwd_path, ps_array, ps_assign, win_path
+from provisioning.windows.tls import certificate_thumbprint
 
 # Well-known SIDs: names like "Administrators" are translated on French Windows ("Administrateurs").
 ADMINISTRATORS_SID = "S-1-5-32-544"
@@ -333,7 +334,8 @@ def mod_wsgi(venv_path: str, apache_root: str, package: str):
 # --- the application release --------------------------------------------------------------------------
 
 # cmd's rmdir removes junctions without following them: Windows PowerShell 5.1's Remove-Item -Recurse
-# would delete the contents of the instance folder a release's junction points to.
+# would delete the contents of the instance folder a release's junction points to. tar.exe is System32's
+# (bsdtar): a Git, MSYS2 or Cygwin tar found first on PATH reads "C:\..." as a remote host.
 _EXTRACT_RELEASE = r"""
 $actual = (Get-FileHash -LiteralPath $archive -Algorithm SHA256).Hash.ToLowerInvariant()
 if ($actual -ne $sha256) { throw "uploaded artifact $archive has SHA256 $actual, expected $sha256" }
@@ -344,7 +346,8 @@ foreach ($old in @($staging, $release)) {
     }
 }
 $null = [IO.Directory]::CreateDirectory($staging)
-& { $ErrorActionPreference = 'Continue'; & tar.exe -x -z -f $archive -C $staging }
+$tar = Join-Path ([Environment]::GetFolderPath('System')) 'tar.exe'
+& { $ErrorActionPreference = 'Continue'; & $tar -x -z -f $archive -C $staging }
 if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 $null = New-Item -ItemType Junction -Path (Join-Path $staging 'instance') -Value $instance
 Rename-Item -LiteralPath $staging -NewName (Split-Path -Leaf $release)
@@ -362,7 +365,7 @@ def app_release(artifact_path: str, sha256: str, app: str, releases: str, instan
     """
     Put the app artifact in place as a new release when its SHA256 changed, keeping the instance folder.
 
-    The tarball is uploaded, checked, extracted with ``tar.exe`` (built into Windows 10 1803+) into a new
+    The tarball is uploaded, checked, extracted with System32's ``tar.exe`` (Windows 10 1803+) into a new
     ``releases/<sha>`` folder whose ``instance`` is a junction to the persistent instance folder, then
     the ``app`` junction is switched to it. ``app`` must be a junction (or absent): a real folder there is
     refused before anything changes.
@@ -429,13 +432,15 @@ Remove-Item -LiteralPath $staged -Force
 
 
 @operation()
-def secrets_file(path: str, given: Mapping[str, str | None], generate: Sequence[str], reader_sid: str):
+def secrets_file(
+    path: str, given: Mapping[str, str | None], generate: Sequence[str], reader_sid: str | Sequence[str]
+):
     """
     The app's secrets file (JSON), readable only by Administrators, SYSTEM and the Apache account.
 
     + given: secrets from data/environment (``None`` = keep the one on the host, or generate it)
     + generate: keys made up on the host (32 random bytes, URL-safe base64) when missing
-    + reader_sid: the account Apache runs as (read access)
+    + reader_sid: the account(s) Apache runs as (read access): one SID or several
 
     Given values travel over SFTP into the (already restricted) folder of ``path`` and are merged there;
     no secret is ever on a command line. Idempotence compares SHA256 digests of the values
@@ -449,7 +454,8 @@ def secrets_file(path: str, given: Mapping[str, str | None], generate: Sequence[
     provided = {key: value for key, value in given.items() if value is not None}
     digests = host.get_fact(facts.JsonKeyDigests, path=path)
     acl = host.get_fact(facts.FileAcl, path=path)
-    wanted_sids = sorted({ADMINISTRATORS_SID, SYSTEM_SID, reader_sid})
+    readers = [reader_sid] if isinstance(reader_sid, str) else list(reader_sid)
+    wanted_sids = sorted({ADMINISTRATORS_SID, SYSTEM_SID, *readers})
     up_to_date = (
         digests is not None
         and all(digests.get(key) == sha256_hex(value.encode("utf-8")) for key, value in provided.items())
@@ -464,8 +470,7 @@ def secrets_file(path: str, given: Mapping[str, str | None], generate: Sequence[
     staged = f"{path}.impots-new"
     yield FileUploadCommand(BytesIO(json.dumps(provided).encode("utf-8")), staged)
     grants = [f"*{ADMINISTRATORS_SID}:F", f"*{SYSTEM_SID}:F"]
-    if reader_sid not in (ADMINISTRATORS_SID, SYSTEM_SID):
-        grants.append(f"*{reader_sid}:R")
+    grants += [f"*{sid}:R" for sid in sorted(set(readers)) if sid not in (ADMINISTRATORS_SID, SYSTEM_SID)]
     yield (
         ps_assign(target=win_path(path), staged=win_path(staged))
         + f"$generate = {ps_array(list(generate))}\n"
@@ -485,56 +490,128 @@ _RESTART_SERVICE = r"""
 Restart-Service -Name $service
 """
 
-# Processes started from an SSH session die with it (Windows OpenSSH closes the session's job object),
-# so httpd is started through WMI (Win32_Process.Create), outside the session's job.
-_RESTART_PROCESS = r"""
+_STOP_PROCESSES = r"""
 $running = @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'httpd.exe'" |
     Where-Object { $_.ExecutablePath -eq $httpd })
 foreach ($p in $running) { Stop-Process -Id $p.ProcessId -Force -ErrorAction SilentlyContinue }
 foreach ($p in $running) { Wait-Process -Id $p.ProcessId -Timeout 30 -ErrorAction SilentlyContinue }
+"""
+
+# Processes started from an SSH session die with it (Windows OpenSSH closes the session's job object),
+# so httpd is started through WMI (Win32_Process.Create), outside the session's job.
+_START_DETACHED = r"""
 $arguments = @{ CommandLine = '"' + $httpd + '"'; CurrentDirectory = (Split-Path -Parent $httpd) }
 $started = Invoke-CimMethod -ClassName Win32_Process -MethodName Create -Arguments $arguments
 if ($started.ReturnValue -ne 0) {
     throw "could not start $httpd (Win32_Process.Create returned $($started.ReturnValue))"
 }
-Start-Sleep -Seconds 2
-if (-not (Get-Process -Id $started.ProcessId -ErrorAction SilentlyContinue)) {
-    throw "$httpd exited at start-up: see $errorlog"
-}
 """
 
+# Laragon: its tray (re)starts Apache as the desktop user, in the desktop session; an httpd started by
+# this SSH session's account in session 0 would be unknown to it (and a later Start/Reload would fail
+# on ports in use). A scheduled task with an interactive principal runs httpd.exe as that user, in that
+# user's session, as if Laragon had started it.
+_START_AS_DESKTOP_USER = r"""
+$action = New-ScheduledTaskAction -Execute $httpd -WorkingDirectory (Split-Path -Parent $httpd)
+$principal = New-ScheduledTaskPrincipal -UserId $desktopuser -LogonType Interactive -RunLevel Limited
+$options = New-ScheduledTaskSettingsSet -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries `
+    -ExecutionTimeLimit ([TimeSpan]::Zero)
+$null = Register-ScheduledTask -TaskName $task -Action $action -Principal $principal -Settings $options -Force
+Start-ScheduledTask -TaskName $task
+"""
 
-def _restart_script(httpd: str, service: str | None, error_log: str) -> str:
-    script = ps_assign(httpd=win_path(httpd)) + _CONFIG_TEST.lstrip()
+# Restart-Service returns once the service reported "running"; Apache may still die on a module or a
+# certificate a moment later. Success is the service (or process) still up and the HTTPS port answering.
+_CHECK_UP = r"""
+$up = $false
+foreach ($attempt in 1..20) {
+    Start-Sleep -Seconds 1
+    $client = New-Object Net.Sockets.TcpClient
+    try { $up = $client.ConnectAsync($probehost, [int]$probeport).Wait(1000) -and $client.Connected }
+    catch { $up = $false }
+    $client.Close()
+    if ($up) { break }
+}
+Start-Sleep -Seconds 2
+"""
+_CHECK_SERVICE = r"""
+$status = [string](Get-Service -Name $service).Status
+if ($status -ne 'Running') { throw "service $service is $status after the restart: see $errorlog" }
+"""
+_CHECK_PROCESS = r"""
+$alive = @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'httpd.exe'" |
+    Where-Object { $_.ExecutablePath -eq $httpd })
+if (-not $alive) { throw "$httpd exited at start-up: see $errorlog" }
+"""
+_CHECK_PORT = r"""
+if (-not $up) { throw "Apache does not answer on ${probehost}:$probeport after the restart: see $errorlog" }
+"""
+
+STARTER_TASK = "impots - start Laragon httpd as the desktop user"
+
+
+def _probe_parts(probe: str) -> tuple[str, str]:
+    address, _, port = probe.rpartition(":")
+    return address.strip("[]"), port
+
+
+def _restart_script(
+    httpd: str, service: str | None, error_log: str, probe: str, desktop_user: str | None
+) -> str:
+    probe_host, probe_port = _probe_parts(probe)
+    script = ps_assign(
+        httpd=win_path(httpd), errorlog=win_path(error_log), probehost=probe_host, probeport=probe_port
+    )
+    script += _CONFIG_TEST.lstrip()
     if service:
-        return script + ps_assign(service=service) + _RESTART_SERVICE.lstrip()
-    return script + ps_assign(errorlog=win_path(error_log)) + _RESTART_PROCESS.lstrip()
+        script += ps_assign(service=service) + _RESTART_SERVICE.lstrip() + _CHECK_UP.lstrip()
+        return script + _CHECK_SERVICE.lstrip() + _CHECK_PORT.lstrip()
+    script += _STOP_PROCESSES.lstrip()
+    if desktop_user:
+        script += ps_assign(desktopuser=desktop_user, task=STARTER_TASK) + _START_AS_DESKTOP_USER.lstrip()
+    else:
+        script += _START_DETACHED.lstrip()
+    return script + _CHECK_UP.lstrip() + _CHECK_PROCESS.lstrip() + _CHECK_PORT.lstrip()
 
 
 @operation(is_idempotent=False, idempotent_notice="Use _if= so that Apache restarts only after a change")
-def apache_restart(httpd: str, service: str | None, error_log: str):
+def apache_restart(
+    httpd: str,
+    service: str | None,
+    error_log: str,
+    probe: str = "127.0.0.1:443",
+    desktop_user: str | None = None,
+):
     """
     Check the configuration (``httpd -t``), then restart Apache: ``Restart-Service`` when it runs as a
-    service, else stop its processes and start httpd.exe again, detached (Laragon). A failed check
-    stops here and leaves the running Apache on its old configuration.
+    service, else stop its processes and start httpd.exe again (Laragon: as its desktop user, in that
+    user's session). A failed check stops here and leaves the running Apache on its old configuration.
+    Success only when, a few seconds later, the service (or process) still runs and ``probe`` answers.
 
     + httpd: path of httpd.exe
     + service: the Windows service running it, or ``None``
-    + error_log: named in the error when httpd exits at start-up
+    + error_log: named in the error when Apache does not stay up
+    + probe: ``address:port`` that must accept a connection (the HTTPS port)
+    + desktop_user: ``PC\\user`` who runs Laragon (httpd is started as that user), or ``None``
 
     .. code:: python
 
         apache_restart(httpd="C:/Apache24/bin/httpd.exe", service="Apache2.4",
                        error_log="C:/Apache24/logs/error.log", _if=any_changed(vhost, block))
     """
-    yield _restart_script(httpd, service, error_log)
+    yield _restart_script(httpd, service, error_log, probe, desktop_user)
 
 
 @operation()
-def apache_running(httpd: str, service: str | None, error_log: str):
+def apache_running(
+    httpd: str,
+    service: str | None,
+    error_log: str,
+    probe: str = "127.0.0.1:443",
+    desktop_user: str | None = None,
+):
     """
-    Start Apache when it is not running (same paths as ``apache_restart``; the configuration is checked
-    first).
+    Start Apache when it is not running (same paths and checks as ``apache_restart``).
 
     .. code:: python
 
@@ -550,4 +627,30 @@ def apache_running(httpd: str, service: str | None, error_log: str):
     elif runtime["processes"]:
         host.noop(f"{httpd} is already running")
         return
-    yield _restart_script(httpd, service, error_log)
+    yield _restart_script(httpd, service, error_log, probe, desktop_user)
+
+
+_IMPORT_ROOT_CA = r"""
+$null = Import-Certificate -FilePath $p -CertStoreLocation 'Cert:\LocalMachine\Root'
+"""
+
+
+@operation()
+def trusted_root_ca(ca_pem: str, dest: str):
+    """
+    Trust a CA on the Windows host: in ``Cert:\\LocalMachine\\Root`` (Edge, Chrome and every .NET or
+    Schannel client there), compared by thumbprint.
+
+    + ca_pem: the CA certificate on the controller (never its key)
+    + dest: where the certificate file is kept on the host
+
+    .. code:: python
+
+        trusted_root_ca(ca_pem=".artifacts/@winssh_lab-pc/windows-tls/ca.pem", dest="C:/impots/tls/ca.pem")
+    """
+    thumbprint = certificate_thumbprint(ca_pem)
+    if host.get_fact(facts.CertificateTrusted, thumbprint=thumbprint):
+        host.noop(f"CA {thumbprint} is already trusted")
+        return
+    yield FileUploadCommand(ca_pem, dest)
+    yield ps_assign(p=win_path(dest)) + _IMPORT_ROOT_CA.lstrip()

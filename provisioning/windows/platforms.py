@@ -3,9 +3,11 @@
 Two layouts, chosen by ``impots_windows_layout``:
 
 - ``laragon``: Apache under ``<laragon>/bin/apache/httpd-<version>...`` (the version folder comes from
-  facts: Laragon's current one, else the newest), vhosts in ``<laragon>/etc/apache2/sites-enabled`` (which
-  Laragon's httpd.conf already includes), Laragon's own certificate in ``<laragon>/etc/ssl``; Apache runs
-  as a plain process of the desktop user.
+  facts: Laragon's current one, else the one running, else the newest), vhosts in
+  ``<laragon>/etc/apache2/sites-enabled`` (which Laragon's httpd.conf already includes, whichever Apache
+  version is current: the vhosts guard their module directives); Apache runs as a plain process of the
+  desktop user. Laragon's own certificate does not name our sites, so TLS is the local CA, as on
+  Apache Lounge.
 - ``apache-lounge``: the Apache Lounge zip unpacked in ``C:/Apache24``, vhosts in ``conf/extra`` and
   included from httpd.conf by our marked block; usually installed as the ``Apache2.4`` service.
 
@@ -15,6 +17,7 @@ All paths use forward slashes (Apache and Python accept them; PowerShell helpers
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 LARAGON = "laragon"
@@ -71,8 +74,11 @@ class WindowsPlatform:
 _HTTPD_VERSION = re.compile(r"^httpd-(\d+)\.(\d+)\.(\d+)")
 
 
-def laragon_apache_folder(laragon_root: str, versions: list[str], selected: str | None) -> str:
-    """The ``bin/apache/httpd-*`` folder to use: Laragon's current one if it exists, else the newest."""
+def laragon_apache_folder(
+    laragon_root: str, versions: list[str], selected: str | None, running: Sequence[str] = ()
+) -> str:
+    """The ``bin/apache/httpd-*`` folder to use: Laragon's current one (``Version=`` of laragon.ini) if it
+    exists, else the one running (an ini without ``Version=``), else the newest."""
     if not versions:
         raise PlatformError(
             f"no Apache in {laragon_root}/bin/apache (no httpd-* folder): is Laragon installed there? "
@@ -80,6 +86,9 @@ def laragon_apache_folder(laragon_root: str, versions: list[str], selected: str 
         )
     if selected and selected in versions:
         return selected
+    running = [name for name in running if name in versions]
+    if running:
+        versions = running
 
     def version_key(name: str) -> tuple[int, ...]:
         match = _HTTPD_VERSION.match(name)
@@ -95,8 +104,9 @@ def laragon_platform(laragon_root: str, apache_root: str) -> WindowsPlatform:
         apache_root=apache_root.rstrip("/"),
         vhosts_dir=f"{root}/etc/apache2/sites-enabled",
         include_vhosts=False,
-        default_cert=f"{root}/etc/ssl/laragon.crt",
-        default_key=f"{root}/etc/ssl/laragon.key",
+        # Laragon's etc/ssl/laragon.crt names Laragon's own *.test sites, not ours: browsers refuse it.
+        default_cert=None,
+        default_key=None,
     )
 
 

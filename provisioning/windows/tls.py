@@ -1,13 +1,17 @@
-"""A local CA and server certificate made on the controller, for Windows hosts without one of their own.
+"""A local CA and server certificate made on the controller, for Windows hosts (both layouts).
 
-Laragon ships its own certificate (``etc/ssl/laragon.crt``); an Apache Lounge host with the default
-``impots_tls = {"source": "local-ca"}`` gets one made here with the controller's ``openssl``, kept in
-``.artifacts/<host>/windows-tls/`` and re-used by every run (so uploads are idempotent). The CA's key
-never leaves the controller; clients trust ``.artifacts/<host>/impots-ca.pem``.
+With the default ``impots_tls = {"source": "local-ca"}`` a Windows host gets a certificate naming its
+sites, made here with the controller's ``openssl``, kept in ``.artifacts/<host>/windows-tls/`` and re-used
+by every run (so uploads are idempotent). Laragon's own ``etc/ssl/laragon.crt`` is not used: it names
+Laragon's sites, not ours. The CA's key never leaves the controller; the CA itself is trusted on the
+Windows host (LocalMachine Root, unless ``impots_windows_trust_ca`` is off) and on the controller through
+``.artifacts/<host>/impots-ca.pem``.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import re
 import shutil
@@ -49,12 +53,30 @@ def _sans(cert: Path) -> list[str]:
     return sorted(re.findall(r"DNS:([^,\s]+)", result.stdout))
 
 
+def _folder(host_name: str, artifacts: Path | None) -> tuple[str, Path]:
+    safe_host = re.sub(r"[^A-Za-z0-9._@-]", "_", host_name)
+    return safe_host, (artifacts or ARTIFACTS_DIR) / safe_host / "windows-tls"
+
+
+def local_ca_file(host_name: str, artifacts: Path | None = None) -> str:
+    """The controller file of the CA ``controller_certificate`` made for this host."""
+    return str(_folder(host_name, artifacts)[1] / "ca.pem")
+
+
+def certificate_thumbprint(pem_path: str) -> str:
+    """The SHA-1 thumbprint Windows shows for a PEM certificate (upper-case hex of the DER's SHA-1)."""
+    text = Path(pem_path).read_text()
+    match = re.search(r"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE-----", text, re.DOTALL)
+    if not match:
+        raise CertificateError(f"{pem_path} holds no PEM certificate")
+    return hashlib.sha1(base64.b64decode("".join(match.group(1).split()))).hexdigest().upper()
+
+
 def controller_certificate(
     host_name: str, names: list[str], artifacts: Path | None = None
 ) -> ControllerCertificate:
     """The CA and a server certificate for exactly ``names`` (made once, re-made when names change)."""
-    safe_host = re.sub(r"[^A-Za-z0-9._@-]", "_", host_name)
-    folder = (artifacts or ARTIFACTS_DIR) / safe_host / "windows-tls"
+    safe_host, folder = _folder(host_name, artifacts)
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
     ca_key, ca_pem = folder / "ca.key", folder / "ca.pem"

@@ -1,7 +1,8 @@
 """A small static check of generated PowerShell 5.1 (nobody can run PowerShell on this machine).
 
 It tokenises strings ('...' with '' escapes, "..." with backtick escapes, here-strings) and comments,
-then checks what is easy to get wrong when writing PowerShell from Python:
+then checks what is easy to get wrong when writing PowerShell from Python (``lint`` also parses the
+script with a real PowerShell grammar first, see ps_grammar.py):
 
 - brackets (), {}, [] balanced outside strings;
 - no ``&&`` / ``||`` (pipeline chain operators exist only from PowerShell 7);
@@ -15,6 +16,8 @@ then checks what is easy to get wrong when writing PowerShell from Python:
 from __future__ import annotations
 
 import re
+
+from ps_grammar import grammar_errors
 
 _PAIRS = {")": "(", "}": "{", "]": "["}
 
@@ -81,7 +84,9 @@ def code_outside_strings(script: str) -> str:
 
 
 def lint(script: str) -> list[str]:
-    problems = []
+    """What is wrong with ``script``: the checks above, then every ERROR/MISSING node of a real PowerShell
+    grammar (``ps_grammar``)."""
+    problems = grammar_errors(script)
     code = code_outside_strings(script)
     stack = []
     for position, c in enumerate(code):

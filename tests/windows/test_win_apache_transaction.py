@@ -373,12 +373,11 @@ def test_full_run_order_snapshot_files_apply_smoke_stamp(monkeypatch, layout):
     assert (
         "$expects = @('Calculez votre impôt', 'Calculez votre impôt', 'Date et heure du moment')\n" in smoke
     )
+    # Both layouts: the local CA's certificate, which names every site (issue 10, point 6).
+    assert "$anchor = 'C:\\impots\\tls\\server.pem'\n$checkname = '1'\n" in smoke
     if layout == "laragon":
-        # Laragon's own certificate: it must chain to itself, but may not name our sites.
-        assert "$anchor = 'C:\\laragon\\etc\\ssl\\laragon.crt'\n$checkname = '0'\n" in smoke
         assert f"$logs = @('{LARAGON.replace('/', chr(92))}\\logs\\flask-impots-withmysql-error.log'" in smoke
     else:
-        assert "$anchor = 'C:\\impots\\tls\\server.pem'\n$checkname = '1'\n" in smoke
         assert "$service = 'Apache2.4'\nfunction Start-Apache { Restart-Service -Name $service }" in tail[0]
 
 

@@ -47,9 +47,10 @@ def test_bitness_mismatch(monkeypatch):
     python32 = {**PYTHON, "bits": 32, "executable": "C:\\Program Files (x86)\\Python311-32\\python.exe"}
     message = plan_error(monkeypatch, laragon_machine(python=python32))
     assert message == (
-        "@winssh/lab-pc: no 64-bit Python 3.9+ installed for all users (found: 3.11.9 32-bit at "
-        "C:/Program Files (x86)/Python311-32/python.exe); install it from python.org, or set "
-        "impots_windows_python"
+        "@winssh/lab-pc: no usable Python installed (found: 3.11.9 32-bit at "
+        "C:/Program Files (x86)/Python311-32/python.exe): install a 64-bit Python 3.11, 3.12, 3.13, 3.14 "
+        "(the pinned requirements need 3.11+; psycopg2-binary and msgspec have no 32-bit Windows wheels) "
+        "from python.org for all users, or set impots_windows_python"
     )
 
 
@@ -57,9 +58,7 @@ def test_bitness_mismatch_with_the_python_given_in_data(monkeypatch):
     windows = laragon_machine()
     python32 = {**PYTHON, "bits": 32}
     windows.fact(facts.PythonInstallations, [python32], path="C:/Python311-32/python.exe")
-    with pytest.raises(
-        WindowsDeployError, match="is 32-bit but Apache 2.4.62 at .* is 64-bit: they must match"
-    ):
+    with pytest.raises(WindowsDeployError, match="impots_windows_python is Python 3.11.9 32-bit at"):
         dry_run(
             monkeypatch,
             windows,
@@ -77,11 +76,11 @@ def test_no_msvc_build_tools(monkeypatch):
 def test_apache_tree_without_include(monkeypatch):
     windows = laragon_machine()
     root = "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17"
-    windows.fact(facts.ApacheInstallation, apache(root, include=False), root=root)
+    windows.fact(facts.ApacheInstallation, apache(root, missing=("include/httpd.h",)), root=root)
     message = plan_error(monkeypatch, windows)
     assert message == (
-        f"@winssh/lab-pc: the Apache tree at {root} has no include/ (needed to compile mod_wsgi): use a full "
-        "Apache Lounge / Laragon Apache, not a trimmed copy"
+        f"@winssh/lab-pc: the Apache tree at {root} lacks include/httpd.h (mod_wsgi is compiled and linked "
+        "against them): use a full Apache Lounge / Laragon Apache, not a trimmed copy"
     )
 
 
@@ -92,16 +91,14 @@ def test_every_problem_is_reported_at_once(monkeypatch):
     assert "found: none" in message and "vswhere.exe not found" in message
 
 
-def test_no_tar_and_no_laragon_certificate(monkeypatch):
+def test_no_system_tar(monkeypatch):
+    """Point 8: only System32's tar.exe counts (a Git tar on PATH is no answer)."""
     windows = laragon_machine()
-    windows.fact(facts.CommandPath, None, program="tar.exe")
-    windows.fact(facts.FileHash, None, path="C:/laragon/etc/ssl/laragon.crt")
+    windows.fact(facts.SystemProgram, None, program="tar.exe")
+    windows.fact(facts.CommandPath, "C:\\Program Files\\Git\\usr\\bin\\tar.exe", program="tar.exe")
     message = plan_error(monkeypatch, windows)
-    assert "@winssh/lab-pc: no tar.exe on PATH" in message
-    assert (
-        "@winssh/lab-pc: Laragon's certificate C:/laragon/etc/ssl/laragon.crt is missing: enable SSL in "
-        "Laragon's menu (Apache > SSL > Enabled), or give impots_tls files"
-    ) in message
+    assert message.startswith("@winssh/lab-pc: no tar.exe in System32")
+    assert not any("Get-Command" in script and "'tar.exe'" in script for script in windows.seen)
 
 
 def test_no_laragon(monkeypatch):
@@ -146,7 +143,7 @@ def test_choose_python_prefers_newest_matching_bitness():
         {**PYTHON, "version": "3.8.10", "bits": 64},
         {**PYTHON, "version": "3.10.11", "bits": 64},
     ]
-    python, problem = choose_python(settings_for(), found, 64)
+    python, problem = choose_python(settings_for(), found)
     assert python["version"] == "3.11.9" and problem == ""
 
 
@@ -172,7 +169,8 @@ def test_ssl_listen_detection():
 def target_for(layout: str, settings) -> WindowsTarget:
     if layout == "laragon":
         platform = laragon_platform("C:/laragon", "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17")
-        tls = TlsFiles(platform.default_cert, platform.default_key, None, ())
+        # Point 6: the local CA's certificate on Laragon too (Laragon's own names only its *.test sites).
+        tls = TlsFiles("C:/impots/tls/server.pem", "C:/impots/tls/server.key", None, ())
         conf = 'Listen 80\r\nInclude "C:/laragon/etc/apache2/httpd-ssl.conf"\r\n'
     else:
         platform = apache_lounge_platform(None)
@@ -184,7 +182,7 @@ def target_for(layout: str, settings) -> WindowsTarget:
         python={"version": "3.11.9", "bits": 64, "base_prefix": "C:/Program Files/Python311",
                 "executable": "C:/Program Files/Python311/python.exe"},
         service=None if layout == "laragon" else "Apache2.4",
-        reader_sid="S-1-5-18",
+        reader_sids=("S-1-5-18",),
         paths=app_paths(settings),
         instance_store="C:/impots/instance",
         tls=tls,
@@ -217,14 +215,33 @@ LARAGON_VHOST = """\
     </Directory>
 
     SSLEngine on
-    SSLCertificateFile "C:/laragon/etc/ssl/laragon.crt"
-    SSLCertificateKeyFile "C:/laragon/etc/ssl/laragon.key"
+    SSLCertificateFile "C:/impots/tls/server.pem"
+    SSLCertificateKeyFile "C:/impots/tls/server.key"
     # Mozilla "intermediate" (guideline 5.7): TLS 1.2 and 1.3 only, their cipher list.
     SSLProtocol -all +TLSv1.2 +TLSv1.3
     SSLCipherSuite ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305
+    SSLOpenSSLConfCmd Curves X25519:prime256v1:secp384r1
     SSLHonorCipherOrder off
     SSLSessionTickets off
 
+    # Browsers keep to HTTPS (impots_hsts_max_age), never sniff types, never frame the app, and send
+    # no full URL to other sites. "unset" drops the app's own copy: each header is sent once.
+    <IfModule headers_module>
+    Header unset Strict-Transport-Security
+    Header always set Strict-Transport-Security "max-age=31536000"
+    Header unset X-Content-Type-Options
+    Header always set X-Content-Type-Options "nosniff"
+    Header unset X-Frame-Options
+    Header always set X-Frame-Options "DENY"
+    Header unset Content-Security-Policy
+    Header always set Content-Security-Policy "frame-ancestors 'none'"
+    Header unset Referrer-Policy
+    Header always set Referrer-Policy "same-origin"
+    </IfModule>
+
+    # A backstop above the app's own limit (impots_max_request_bytes), which answers 413 in the app's
+    # format; Apache refuses what the app would never read (a chunked body without end, say).
+    LimitRequestBody 262144
     # psycopg2 and other C extensions want the main interpreter.
     WSGIApplicationGroup %{GLOBAL}
     WSGIScriptAlias /impots "C:/impots/app/main_withpgres.wsgi"
@@ -272,9 +289,28 @@ LOUNGE_VHOST = """\
     # Mozilla "intermediate" (guideline 5.7): TLS 1.2 and 1.3 only, their cipher list.
     SSLProtocol -all +TLSv1.2 +TLSv1.3
     SSLCipherSuite ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305
+    SSLOpenSSLConfCmd Curves X25519:prime256v1:secp384r1
     SSLHonorCipherOrder off
     SSLSessionTickets off
 
+    # Browsers keep to HTTPS (impots_hsts_max_age), never sniff types, never frame the app, and send
+    # no full URL to other sites. "unset" drops the app's own copy: each header is sent once.
+    <IfModule headers_module>
+    Header unset Strict-Transport-Security
+    Header always set Strict-Transport-Security "max-age=31536000"
+    Header unset X-Content-Type-Options
+    Header always set X-Content-Type-Options "nosniff"
+    Header unset X-Frame-Options
+    Header always set X-Frame-Options "DENY"
+    Header unset Content-Security-Policy
+    Header always set Content-Security-Policy "frame-ancestors 'none'"
+    Header unset Referrer-Policy
+    Header always set Referrer-Policy "same-origin"
+    </IfModule>
+
+    # A backstop above the app's own limit (impots_max_request_bytes), which answers 413 in the app's
+    # format; Apache refuses what the app would never read (a chunked body without end, say).
+    LimitRequestBody 262144
     # psycopg2 and other C extensions want the main interpreter.
     WSGIApplicationGroup %{GLOBAL}
     WSGIScriptAlias / "C:/impots/app/date_time_server.wsgi"
@@ -331,11 +367,10 @@ def test_laragon_httpd_block_exact():
         "# mod_wsgi for the impots app, loaded once, here only (embedded mode: one Python per Apache).",
         'LoadFile "C:/Program Files/Python311/python311.dll"',
         f'LoadModule wsgi_module "{module}"',
-        "# The BASE Python installation: a Windows venv has no standard library, so pointing "
-        "WSGIPythonHome at",
-        "# the venv fails with \"No module named 'encodings'\". The venv's packages come from "
-        "WSGIPythonPath.",
-        'WSGIPythonHome "C:/Program Files/Python311"',
+        "# No WSGIPythonHome: on Windows mod_wsgi (4.8 and later) never sets Python's home, that directive "
+        "only",
+        "# adds <home>/Lib/site-packages to sys.path. Python finds its standard library from the DLL loaded",
+        "# above (the base installation); the venv's packages are added here.",
         'WSGIPythonPath "C:/impots/venv/Lib/site-packages"',
     ]
 

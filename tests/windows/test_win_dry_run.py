@@ -15,6 +15,7 @@ from win_apache_fakes import converge_apache
 from win_fakes import (
     ADMIN_SID,
     ALL_ENDPOINTS,
+    DESKTOP_SID,
     FakeWindows,
     apache_lounge_machine,
     dry_run,
@@ -22,6 +23,7 @@ from win_fakes import (
 )
 
 from provisioning.windows import databases, facts
+from provisioning.windows.tls import certificate_thumbprint
 
 LARAGON_OPS = [
     "Install root",
@@ -42,6 +44,10 @@ LARAGON_OPS = [
     "PostgreSQL database and role",
     "Schema and data (impots.db.seed)",
     "Apache configuration snapshot",
+    "TLS folder",
+    "TLS file C:/impots/tls/server.pem",
+    "TLS file C:/impots/tls/server.key",
+    "Local CA trusted by Windows (LocalMachine Root)",
     "Vhost flask-impots-withmysql",
     "Vhost flask-impots-withpgres",
     "Vhost date-time-server",
@@ -57,9 +63,7 @@ LOUNGE_OPS = (
         "Folder for database administrator passwords",
         "Database administrator folder: Administrators and SYSTEM only",
     ]
-    + LARAGON_OPS[14:18]
-    + ["TLS folder", "TLS file C:/impots/tls/server.pem", "TLS file C:/impots/tls/server.key"]
-    + LARAGON_OPS[18:]
+    + LARAGON_OPS[14:]
 )
 PG_ADMIN_PASSWORD = "Postgres-Admin-Secret-7"
 SEED_PATHS = {
@@ -100,7 +104,7 @@ def test_laragon_full_plan(monkeypatch):
     assert len(vhost) == 1 and isinstance(vhost[0], FileUploadCommand)
     assert vhost[0].dest == "C:/laragon/etc/apache2/sites-enabled/flask-impots-withmysql.conf"
     body = vhost[0].src.getvalue().decode()
-    assert 'SSLCertificateFile "C:/laragon/etc/ssl/laragon.crt"' in body
+    assert 'SSLCertificateFile "C:/impots/tls/server.pem"' in body  # the local CA's, not laragon.crt
     assert "\r\n" in body and "\n" not in body.replace("\r\n", "")
 
     block = by_name["httpd.conf: mod_wsgi block"]
@@ -115,7 +119,8 @@ def test_laragon_full_plan(monkeypatch):
     mod_wsgi = scripts(by_name["mod_wsgi built for this Apache"])[0]
     assert "$apache = 'C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17'" in mod_wsgi
     acl = scripts(by_name["Install root: Administrators, SYSTEM and Apache only"])[0]
-    assert f"*{ADMIN_SID}:(OI)(CI)RX" in acl
+    # Point 4: the account that actually runs Laragon's httpd reads the app, not the SSH account.
+    assert f"*{DESKTOP_SID}:(OI)(CI)RX" in acl and ADMIN_SID not in acl
     venv = scripts(by_name["Virtual environment"])[0]
     assert "$python = 'C:\\Program Files\\Python311\\python.exe'" in venv
 
@@ -220,6 +225,10 @@ def converge(windows: FakeWindows, planned) -> None:
                 else:
                     with open(command.src, "rb") as source:
                         data = source.read()
+                if command.dest.endswith("impots-ca.pem"):
+                    windows.fact(
+                        facts.CertificateTrusted, True, thumbprint=certificate_thumbprint(command.src)
+                    )
                 if command.dest.endswith(".impots-new") and "secrets" not in command.dest:
                     windows.fact(facts.FileText, data.decode(), path=command.dest[: -len(".impots-new")])
                 elif not command.dest.endswith((".impots-new", ".tar.gz", "impots-requirements.txt")):

@@ -34,6 +34,10 @@ EVERY_FACT = [
         {"program": "psql.exe", "patterns": ["C:/Program Files/PostgreSQL/*/bin/psql.exe"]},
     ),
     (facts.TcpPortsOpen, {"endpoints": ["127.0.0.1:3306", "127.0.0.1:6379"]}),
+    (facts.ProcessOwners, {"program": "laragon.exe"}),
+    (facts.AccountSids, {"accounts": [".\\eleve", "LAB-PC\\prof"]}),
+    (facts.SystemProgram, {"program": "tar.exe"}),
+    (facts.CertificateTrusted, {"thumbprint": "0" * 40}),
 ]
 
 
@@ -148,24 +152,36 @@ def test_python_probe_has_no_double_quote():
 
 
 def test_apache_installation_architecture_from_httpd_V():
-    out = (
-        '{"has_lib":true,"machine":34404,"root":"C:\\\\Apache24","has_include":true,'
-        '"version":"2.4.62","architecture":64}'
-    )
+    out = '{"missing":[],"machine":34404,"root":"C:\\\\Apache24","version":"2.4.62","architecture":64}'
     assert parse(facts.ApacheInstallation, out) == {
         "root": "C:/Apache24",
         "version": "2.4.62",
         "bits": 64,
+        "missing": [],
         "has_include": True,
         "has_lib": True,
     }
+
+
+def test_apache_installation_checks_every_build_file():
+    """Point 7: the four .lib files mod_wsgi links and include/apr.h are looked for, not just libhttpd."""
+    script = facts.ApacheInstallation().command(root="C:/Apache24")
+    assert (
+        "$build = @('include\\httpd.h', 'include\\apr.h', 'lib\\libhttpd.lib', 'lib\\libapr-1.lib', "
+        "'lib\\libaprutil-1.lib', 'lib\\libapriconv-1.lib')"
+    ) in script
+    out = json.dumps({"root": "C:\\Apache24", "version": "2.4.62", "architecture": 64, "machine": 34404,
+                      "missing": ["include\\apr.h", "lib\\libapriconv-1.lib"]})  # fmt: skip
+    parsed = parse(facts.ApacheInstallation, out)
+    assert parsed["missing"] == ["include/apr.h", "lib/libapriconv-1.lib"]
+    assert parsed["has_include"] is False and parsed["has_lib"] is False
 
 
 @pytest.mark.parametrize(("machine", "bits"), [(34404, 64), (332, 32), (43620, None)])
 def test_apache_installation_bits_from_pe_header(machine, bits):
     out = json.dumps(
         {"root": "C:\\Apache24", "version": None, "architecture": None, "machine": machine,
-         "has_include": False, "has_lib": True}
+         "missing": ["include\\httpd.h"]}
     )  # fmt: skip
     parsed = parse(facts.ApacheInstallation, out)
     assert parsed["bits"] == bits
@@ -176,13 +192,19 @@ def test_apache_installation_bits_from_pe_header(machine, bits):
 def test_laragon_apache():
     out = (
         '{"selected":"httpd-2.4.54-win64-VS16",'
-        '"versions":["httpd-2.4.62-240904-win64-VS17","httpd-2.4.54-win64-VS16"]}'
+        '"versions":["httpd-2.4.62-240904-win64-VS17","httpd-2.4.54-win64-VS16"],'
+        '"running":["C:\\\\laragon\\\\bin\\\\apache\\\\httpd-2.4.54-win64-VS16\\\\bin\\\\httpd.exe"]}'
     )
     assert parse(facts.LaragonApache, out) == {
         "versions": ["httpd-2.4.54-win64-VS16", "httpd-2.4.62-240904-win64-VS17"],
         "selected": "httpd-2.4.54-win64-VS16",
+        "running": ["httpd-2.4.54-win64-VS16"],
     }
-    assert parse(facts.LaragonApache, '{"selected":null,"versions":[]}') == {"versions": [], "selected": None}
+    assert parse(facts.LaragonApache, '{"selected":null,"versions":[]}') == {
+        "versions": [],
+        "selected": None,
+        "running": [],
+    }
 
 
 def test_msvc_build_tools():
@@ -193,11 +215,16 @@ def test_msvc_build_tools():
     assert parse(facts.MsvcBuildTools, out) == {
         "vswhere": True,
         "installations": ["C:\\Program Files (x86)\\Microsoft Visual Studio\\2022\\BuildTools"],
+        "sdks": [],
     }
-    assert parse(facts.MsvcBuildTools, '{"installations":[],"vswhere":false}') == {
+    assert parse(facts.MsvcBuildTools, '{"installations":[],"vswhere":false,"sdks":["10.0.22621.0"]}') == {
         "vswhere": False,
         "installations": [],
+        "sdks": ["10.0.22621.0"],
     }
+    # Point 7: the Windows SDK is looked for where its installer records it.
+    script = facts.MsvcBuildTools().command()
+    assert "Windows Kits\\Installed Roots" in script and "'um\\x64\\kernel32.lib'" in script
 
 
 def test_httpd_runtime():
@@ -247,3 +274,32 @@ def test_powershell_json_escapes_are_understood():
 def test_garbage_output_is_a_clear_error():
     with pytest.raises(FactProcessError, match="not JSON"):
         parse(facts.FileHash, "Get-FileHash : Access denied")
+
+
+def test_service_account_dot_backslash_is_this_machine():
+    """Point 10: a service account written .\\name (services.msc's way) is resolved as <computer>\\name."""
+    script = facts.HttpdRuntime().command(httpd="C:/Apache24/bin/httpd.exe")
+    assert (
+        "if ($account.StartsWith('.\\')) { $account = $env:COMPUTERNAME + $account.Substring(1) }" in script
+    )
+    assert "Get-AccountSid $account" in script
+    assert "Get-AccountSid $account" in facts.AccountSids().command(accounts=[".\\eleve"])
+
+
+def test_python_search_includes_the_install_manager():
+    """Point 12: python.org's install manager (3.14+) puts Python in %LOCALAPPDATA%\\Python\\pythoncore-*."""
+    script = facts.PythonInstallations().command(path=None)
+    assert '"$env:LOCALAPPDATA\\Python\\pythoncore-3*\\python.exe"' in script
+
+
+def test_process_owners_and_system_program():
+    out = (
+        '[{"pid":4100,"owner_sid":"S-1-5-21-1-2-3-1002","owner":"LAB-PC\\\\eleve","session":1,'
+        '"path":"C:\\\\laragon\\\\laragon.exe"}]'
+    )
+    assert parse(facts.ProcessOwners, out)[0]["owner"] == "LAB-PC\\eleve"
+    assert parse(facts.ProcessOwners, "[]") == []
+    assert (
+        parse(facts.SystemProgram, '"C:\\\\Windows\\\\system32\\\\tar.exe"') == "C:/Windows/system32/tar.exe"
+    )
+    assert "GetFolderPath('System')" in facts.SystemProgram().command(program="tar.exe")

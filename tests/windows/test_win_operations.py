@@ -311,7 +311,12 @@ def test_app_release_first_time():
         "$instance = 'C:\\impots\\instance'\n"
         "$app = 'C:\\impots\\app'\n"
     )
-    assert "& { $ErrorActionPreference = 'Continue'; & tar.exe -x -z -f $archive -C $staging }\n" in script
+    # Point 8: System32's tar, never one found on PATH (Git/MSYS2 tar reads C:\... as a remote host).
+    assert (
+        "$tar = Join-Path ([Environment]::GetFolderPath('System')) 'tar.exe'\n"
+        "& { $ErrorActionPreference = 'Continue'; & $tar -x -z -f $archive -C $staging }\n"
+    ) in script
+    assert "tar.exe -x" not in script
     assert (
         "$null = New-Item -ItemType Junction -Path (Join-Path $staging 'instance') -Value $instance\n"
         in script
@@ -435,14 +440,35 @@ def test_restart_as_service():
         service="Apache2.4",
         error_log="C:/Apache24/logs/error.log",
     )
+    # Point 10: success only when the service is still running and 443 answers after the restart.
     assert commands == [
         "$httpd = 'C:\\Apache24\\bin\\httpd.exe'\n"
+        "$errorlog = 'C:\\Apache24\\logs\\error.log'\n"
+        "$probehost = '127.0.0.1'\n"
+        "$probeport = '443'\n"
         "& { $ErrorActionPreference = 'Continue'; & $httpd -t }\n"
         "if ($LASTEXITCODE -ne 0) { "
         'throw "httpd -t failed: Apache keeps running its previous configuration" }\n'
         "$service = 'Apache2.4'\n"
-        "Restart-Service -Name $service"
+        "Restart-Service -Name $service\n"
+        "$up = $false\n"
+        "foreach ($attempt in 1..20) {\n"
+        "    Start-Sleep -Seconds 1\n"
+        "    $client = New-Object Net.Sockets.TcpClient\n"
+        "    try { $up = $client.ConnectAsync($probehost, [int]$probeport).Wait(1000) -and "
+        "$client.Connected }\n"
+        "    catch { $up = $false }\n"
+        "    $client.Close()\n"
+        "    if ($up) { break }\n"
+        "}\n"
+        "Start-Sleep -Seconds 2\n"
+        "$status = [string](Get-Service -Name $service).Status\n"
+        "if ($status -ne 'Running') { "
+        'throw "service $service is $status after the restart: see $errorlog" }\n'
+        'if (-not $up) { throw "Apache does not answer on ${probehost}:$probeport after the restart: '
+        'see $errorlog" }'
     ]
+    assert_scripts_lint_clean(commands)
 
 
 def test_restart_as_process_laragon():
@@ -456,7 +482,15 @@ def test_restart_as_process_laragon():
     script = commands[0]
     assert script.startswith(
         "$httpd = 'C:\\laragon\\bin\\apache\\httpd-2.4.62-240904-win64-VS17\\bin\\httpd.exe'\n"
-        "& { $ErrorActionPreference = 'Continue'; & $httpd -t }\n"
+    )
+    assert (
+        "$probehost = '127.0.0.1'\n$probeport = '443'\n& { $ErrorActionPreference = 'Continue'; & $httpd -t }"
+        in script
+    )
+    assert script.endswith(
+        'if (-not $alive) { throw "$httpd exited at start-up: see $errorlog" }\n'
+        'if (-not $up) { throw "Apache does not answer on ${probehost}:$probeport after the restart: '
+        'see $errorlog" }'
     )
     assert script.index("& $httpd -t") < script.index("Stop-Process")
     assert "Invoke-CimMethod -ClassName Win32_Process -MethodName Create -Arguments $arguments" in script
@@ -479,4 +513,56 @@ def test_apache_running_noop_and_start():
     }
     facts = {"facts.HttpdRuntime": {f"httpd={LOUNGE_HTTPD}": stopped}}
     commands, _ = run_op(ops.apache_running, facts, httpd=LOUNGE_HTTPD, service="Apache2.4", error_log="e")
-    assert commands[0].endswith("Restart-Service -Name $service")
+    assert "Restart-Service -Name $service\n" in commands[0]
+    assert commands[0].endswith('after the restart: see $errorlog" }')
+
+
+def test_restart_on_laragon_runs_httpd_as_the_desktop_user():
+    """Point 4: Laragon's Apache is restarted as Laragon's desktop user, in that user's session (a
+    scheduled task with an interactive principal), never as the SSH account in session 0 (WMI)."""
+    commands, _ = run_op(
+        ops.apache_restart,
+        {},
+        httpd=LARAGON_HTTPD,
+        service=None,
+        error_log="C:/laragon/bin/apache/x/logs/error.log",
+        desktop_user="LAB-PC\\eleve",
+    )
+    script = commands[0]
+    assert "$desktopuser = 'LAB-PC\\eleve'\n" in script
+    assert (
+        "$principal = New-ScheduledTaskPrincipal -UserId $desktopuser -LogonType Interactive "
+        "-RunLevel Limited" in script
+    )
+    assert "Start-ScheduledTask -TaskName $task" in script
+    assert "Win32_Process -MethodName Create" not in script
+    assert script.index("Stop-Process") < script.index("Start-ScheduledTask") < script.index("$alive")
+    assert_scripts_lint_clean(commands)
+
+
+def test_trusted_root_ca_imports_once(tmp_path):
+    """Point 6: the local CA is put in LocalMachine Root, compared by thumbprint (no-op when there)."""
+    import subprocess
+
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=t", "-days", "2",
+         "-keyout", str(tmp_path / "k"), "-out", str(tmp_path / "ca.pem")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    out = subprocess.run(
+        ["openssl", "x509", "-noout", "-fingerprint", "-sha1", "-in", str(tmp_path / "ca.pem")],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    thumbprint = out.strip().split("=")[1].replace(":", "").upper()
+    ca = str(tmp_path / "ca.pem")
+    facts = {"facts.CertificateTrusted": {f"thumbprint={thumbprint}": False}}
+    commands, _ = run_op(ops.trusted_root_ca, facts, ca_pem=ca, dest="C:/impots/tls/impots-ca.pem")
+    assert commands == [
+        ("upload", ca, "C:/impots/tls/impots-ca.pem"),
+        "$p = 'C:\\impots\\tls\\impots-ca.pem'\n"
+        "$null = Import-Certificate -FilePath $p -CertStoreLocation 'Cert:\\LocalMachine\\Root'",
+    ]
+    assert_scripts_lint_clean(commands)
+    facts = {"facts.CertificateTrusted": {f"thumbprint={thumbprint}": True}}
+    commands, noop = run_op(ops.trusted_root_ca, facts, ca_pem=ca, dest="C:/impots/tls/impots-ca.pem")
+    assert commands == [] and noop == f"CA {thumbprint} is already trusted"

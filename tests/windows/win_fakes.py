@@ -18,7 +18,13 @@ from provisioning.connectors.winssh import WinSSHConnector
 from provisioning.settings import load_settings
 from provisioning.windows import databases, facts
 from provisioning.windows.deploy import deploy_windows
-from provisioning.windows.powershell import STDIN_LOADER, WRAPPER_HEAD, WRAPPER_TAIL, decode_command
+from provisioning.windows.powershell import (
+    STDIN_LOADER,
+    WRAPPER_HEAD,
+    WRAPPER_TAIL,
+    decode_command,
+    ps_assign,
+)
 
 COMMAND_LINE = re.compile(r"^powershell -NoProfile -NonInteractive -EncodedCommand ([A-Za-z0-9+/=]+)$")
 
@@ -139,6 +145,10 @@ class FakeClient:
 # --- canned machines --------------------------------------------------------------------------------
 
 ADMIN_SID = "S-1-5-21-1111-2222-3333-1001"
+# Laragon's desktop user: a standard account, not the administrator the SSH session logs in as.
+DESKTOP_SID = "S-1-5-21-1111-2222-3333-1002"
+DESKTOP_USER = "LAB-PC\\eleve"
+SYSTEM_TAR = "C:\\Windows\\system32\\tar.exe"
 PYTHON = {
     "executable": "C:\\Program Files\\Python311\\python.exe",
     "version": "3.11.9",
@@ -148,6 +158,7 @@ PYTHON = {
 MSVC = {
     "vswhere": True,
     "installations": ["C:\\Program Files (x86)\\Microsoft Visual Studio\\2022\\BuildTools"],
+    "sdks": ["10.0.22621.0"],
 }
 LARAGON_APACHE = "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17"
 LARAGON_HTTPD_CONF = (
@@ -166,14 +177,14 @@ HOSTS = (
 )
 
 
-def apache(root: str, bits: int = 64, include: bool = True) -> dict:
+def apache(root: str, bits: int = 64, missing: tuple[str, ...] = ()) -> dict:
+    """ApacheInstallation's JSON; ``missing``: build files absent (Windows paths, as the script prints)."""
     return {
         "root": root.replace("/", "\\"),
         "version": "2.4.62",
         "architecture": bits,
         "machine": 0x8664 if bits == 64 else 0x14C,
-        "has_include": include,
-        "has_lib": True,
+        "missing": [m.replace("/", "\\") for m in missing],
     }
 
 
@@ -233,7 +244,11 @@ def laragon_machine(python: dict = PYTHON, apache_bits: int = 64, msvc: dict = M
     httpd = f"{LARAGON_APACHE}/bin/httpd.exe"
     windows.fact(
         facts.LaragonApache,
-        {"versions": ["httpd-2.4.62-240904-win64-VS17", "httpd-2.4.54-win64-VS16"], "selected": None},
+        {
+            "versions": ["httpd-2.4.62-240904-win64-VS17", "httpd-2.4.54-win64-VS16"],
+            "selected": "httpd-2.4.62-240904-win64-VS17",
+            "running": [httpd.replace("/", "\\")],
+        },
         laragon_root="C:/laragon",
     )
     windows.fact(facts.ApacheInstallation, apache(LARAGON_APACHE, apache_bits), root=LARAGON_APACHE)
@@ -241,15 +256,24 @@ def laragon_machine(python: dict = PYTHON, apache_bits: int = 64, msvc: dict = M
     windows.fact(facts.MsvcBuildTools, msvc)
     windows.fact(facts.FileText, LARAGON_HTTPD_CONF, path=f"{LARAGON_APACHE}/conf/httpd.conf")
     windows.fact(facts.FileText, HOSTS, path="C:/Windows/System32/drivers/etc/hosts")
+    # Laragon (and so its Apache) runs as the desktop user, in the desktop session.
     windows.fact(
         facts.HttpdRuntime,
-        {"services": [], "processes": [{"pid": 5120, "owner_sid": ADMIN_SID}]},
+        {
+            "services": [],
+            "processes": [{"pid": 5120, "owner_sid": DESKTOP_SID, "owner": DESKTOP_USER, "session": 1}],
+        },
         httpd=httpd,
     )
+    windows.fact(
+        facts.ProcessOwners,
+        [{"pid": 4100, "owner_sid": DESKTOP_SID, "owner": DESKTOP_USER, "session": 1,
+          "path": "C:\\laragon\\laragon.exe"}],
+        program="laragon.exe",
+    )  # fmt: skip
     windows.fact(facts.CurrentUser, {"name": "LAB-PC\\prof", "sid": ADMIN_SID, "admin": True})
     windows.fact(facts.Directory, False, path="C:/impots")
-    windows.fact(facts.CommandPath, "C:\\Windows\\system32\\tar.exe", program="tar.exe")
-    windows.fact(facts.FileHash, "c" * 64, path="C:/laragon/etc/ssl/laragon.crt")
+    windows.fact(facts.SystemProgram, SYSTEM_TAR, program="tar.exe")
     database_servers(
         windows,
         "laragon",
@@ -261,6 +285,7 @@ def laragon_machine(python: dict = PYTHON, apache_bits: int = 64, msvc: dict = M
         listening={"127.0.0.1:3306": True, "127.0.0.1:5432": True, "127.0.0.1:6379": False},
     )
     admin_logins(windows, {"mysql": (LARAGON_MYSQL, "root"), "pgres": (PG_PSQL, "postgres")})
+    checklist_answers(windows, httpd)
     return windows
 
 
@@ -278,7 +303,7 @@ def apache_lounge_machine() -> FakeWindows:
         httpd="C:/Apache24/bin/httpd.exe",
     )
     windows.fact(facts.CurrentUser, {"name": "LAB-PC\\prof", "sid": ADMIN_SID, "admin": True})
-    windows.fact(facts.CommandPath, "C:\\Windows\\system32\\tar.exe", program="tar.exe")
+    windows.fact(facts.SystemProgram, SYSTEM_TAR, program="tar.exe")
     # MariaDB and PostgreSQL installed as services, Redis (e.g. Memurai) running.
     database_servers(
         windows,
@@ -291,6 +316,50 @@ def apache_lounge_machine() -> FakeWindows:
     )
     admin_logins(windows, {"mysql": (MARIADB_MYSQL, "root"), "pgres": (PG_PSQL, "postgres")})
     return windows
+
+
+# --- what the first-real-machine checklist reads (windows_checklist.py) ----------------------------------
+
+CLIXML_HTTPD_ERROR = (
+    "#< CLIXML\r\n"
+    '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+    '<S S="Error">httpd.exe : AH00526: Syntax error: could not open configuration file_x000D__x000A_</S>'
+    "</Objs>\r\n"
+)
+
+
+def checklist_answers(windows: FakeWindows, httpd: str) -> None:
+    """What a converged machine would answer to the checklist (windows_checklist.py)."""
+    from provisioning.windows import checklist
+
+    windows.fact(
+        checklist.SystemSummary, {"os": "Microsoft Windows 11 Pro 10.0.22631", "powershell": "5.1.22621"}
+    )
+    windows.fact(
+        checklist.ModWsgiBuilt,
+        {"stamp": "mod-wsgi==6.1.1 apache=C:/x", "dist": ["mod_wsgi-6.1.1.dist-info"],
+         "modules": ["mod_wsgi.cp311-win_amd64.pyd"]},
+        venv="C:/impots/venv",
+    )  # fmt: skip
+    windows.fact(
+        checklist.NonAsciiRoundTrip,
+        {"folder": checklist.NON_ASCII_FOLDER, "files": [checklist.NON_ASCII_FILE],
+         "content": checklist.NON_ASCII_FOLDER},
+        folder=checklist.NON_ASCII_FOLDER,
+        file=checklist.NON_ASCII_FILE,
+    )  # fmt: skip
+    urls = [
+        "https://flask-impots-withmysql/impots/",
+        "https://flask-impots-withpgres/impots/",
+        "https://date-time-server/",
+    ]
+    answers = dict.fromkeys(urls, "200")
+    answers[urls[2]] = "The remote certificate is invalid according to the validation procedure."
+    windows.fact(checklist.SitesAnswer, answers, urls=urls)
+    failing = (
+        ps_assign(httpd=httpd.replace("/", "\\")) + "& $httpd -t -f 'C:\\impots-checklist-no-such.conf'\n"
+    )
+    windows.answers[failing.strip("\n")] = Answer(stderr=CLIXML_HTTPD_ERROR, status=1)
 
 
 # --- a dry run through the connector ----------------------------------------------------------------

@@ -1,0 +1,32 @@
+"""The first-real-machine checklist (windows_checklist.py) through the real pyinfra command line, against
+the fake Laragon machine: one screen with every finding, the host only read."""
+
+from __future__ import annotations
+
+from test_win_cli import run_cli
+
+
+def test_checklist_reports_everything_in_one_screen(tmp_path):
+    code, output, scripts = run_cli(tmp_path, "laragon", "laragon", "windows_checklist.py", "--dry")
+    assert code == 0, output
+    report = output[output.index("impots Windows checklist for @winssh/lab-pc") :].split("-" * 100)[0]
+    lines = report.strip("\n").splitlines()
+    assert len(lines) <= 25  # one screen
+    assert "mod_wsgi     : wanted mod-wsgi==6.1.1; stamp 'mod-wsgi==6.1.1 apache=C:/x'; built " in report
+    assert "mod_wsgi-6.1.1.dist-info; mod_wsgi.cp311-win_amd64.pyd" in report
+    assert "non-ASCII    : OK (impots-checklist-ô’é€/données-ü.txt read back identical)" in report
+    # The failing httpd's stderr, as received (CLIXML) and as the connector decodes it.
+    assert "httpd fails  : exit non-zero; raw stderr: #< CLIXML <Objs" in report
+    assert "decoded: httpd.exe : AH00526: Syntax error: could not open configuration file" in report
+    assert (
+        "apache runs  : httpd pid 5120 as LAB-PC\\eleve (session 1); laragon.exe as LAB-PC\\eleve "
+        "(session 1); SSH session LAB-PC\\prof elevated=True"
+    ) in report
+    assert "site         : flask-impots-withmysql https://flask-impots-withmysql/impots/ -> 200" in report
+    assert (
+        "site         : date-time-server https://date-time-server/ -> The remote certificate is invalid"
+        in report
+    )
+    # Only reads: every script is a fact, except the one deliberately failing httpd -t.
+    changing = [s for s in scripts if "ConvertTo-Json -InputObject" not in s]
+    assert len(changing) == 1 and "& $httpd -t -f 'C:\\impots-checklist-no-such.conf'" in changing[0]

@@ -1,0 +1,113 @@
+"""Every generated PowerShell script parses with a real PowerShell grammar (tree-sitter-powershell), also
+when built from awkward paths (quotes, typographic quotes, $, backtick, &, accents), as the wrapped text
+the connector sends. The dry-run, fact and operation tests run the same check through ``ps_lint.lint``."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from ps_grammar import grammar_errors
+from ps_lint import lint
+from win_optest import run_op
+
+from provisioning.windows import facts
+from provisioning.windows import operations as ops
+from provisioning.windows.powershell import STDIN_LOADER, wrap_script
+
+AWKWARD = [
+    "C:/Users/O'Brien/l’équipe",
+    "C:/dé$env:USERNAME/a`b & c",
+    "C:/‘cité’ “dit” ü/$(calc)",
+]
+
+
+def test_the_grammar_finds_errors():
+    """The check can fail: broken scripts are reported, with the place."""
+    assert grammar_errors("if ($a) { Write-Output 1") == ["line 1: MISSING } near 'if ($a) { Write-Output 1'"]
+    assert grammar_errors("Write-Output 'it's'")
+    assert grammar_errors("$x = @(1, 2")
+    assert grammar_errors("foreach ($a in $b) { ) }")
+    assert grammar_errors("Write-Output 'a''b'") == []
+
+
+def fact_scripts(path: str) -> list[str]:
+    values = {
+        "path": path, "root": path, "laragon_root": path, "venv": path, "httpd": f"{path}/httpd.exe",
+        "program": "tar.exe", "service": "Apache 2.4 ’x’", "patterns": [f"{path}/*/bin/psql.exe"],
+        "endpoints": ["127.0.0.1:3306"], "accounts": [f".\\{path[3:]}"], "thumbprint": "A" * 40,
+    }  # fmt: skip
+    found = []
+    for _, cls in inspect.getmembers(facts, inspect.isclass):
+        if not issubclass(cls, facts.PowerShellJsonFact) or cls is facts.PowerShellJsonFact:
+            continue
+        parameters = list(inspect.signature(cls.command).parameters)[1:]
+        found.append(cls().command(**{name: values[name] for name in parameters if name in values}))
+    return found
+
+
+def operation_scripts(path: str, tmp_path) -> list[str]:
+    runs = [
+        (ops.directory, {"facts.Directory": {f"path={path}": False}}, {"path": path}),
+        (
+            ops.restricted_acl,
+            {"facts.FileAcl": {f"path={path}": None}},
+            {"path": path, "folder": True, "full": ["S-1-5-18"], "read": ["S-1-5-21-1"]},
+        ),
+        (
+            ops.venv,
+            {"facts.VenvHome": {f"venv={path}/venv": None}},
+            {"python": f"{path}/py.exe", "path": f"{path}/venv"},
+        ),
+        (
+            ops.pip_requirements,
+            {"facts.FileText": {f"path={path}/impots-requirements.stamp": None}},
+            {"venv_path": path, "requirements": b"flask==3\n"},
+        ),
+        (
+            ops.mod_wsgi,
+            {"facts.FileText": {f"path={path}/impots-mod_wsgi.stamp": None}},
+            {"venv_path": path, "apache_root": path, "package": "mod-wsgi==6.1.1"},
+        ),
+        (
+            ops.app_release,
+            {"facts.LinkTarget": {f"path={path}/app": None}},
+            {"artifact_path": "a.tgz", "sha256": "0" * 64, "app": f"{path}/app", "releases": f"{path}/r",
+             "instance": f"{path}/i"},
+        ),
+        (
+            ops.secrets_file,
+            {
+                "facts.JsonKeyDigests": {f"path={path}/s.json": None},
+                "facts.FileAcl": {f"path={path}/s.json": None},
+            },
+            {"path": f"{path}/s.json", "given": {}, "generate": ["secret_key"], "reader_sid": ["S-1-5-21-1"]},
+        ),
+        (
+            ops.apache_restart,
+            {},
+            {"httpd": f"{path}/httpd.exe", "service": None, "error_log": f"{path}/e.log",
+             "desktop_user": "PC\\O'Brien ’é’"},
+        ),
+        (ops.apache_restart, {}, {"httpd": f"{path}/h.exe", "service": "Apache ’2.4’", "error_log": path}),
+    ]  # fmt: skip
+    found = []
+    for op, op_facts, kwargs in runs:
+        commands, _ = run_op(op, op_facts, **kwargs)
+        found += [c for c in commands if isinstance(c, str)]
+    return found
+
+
+@pytest.mark.parametrize("path", AWKWARD)
+def test_every_fact_and_operation_script_parses_with_awkward_paths(path, tmp_path):
+    built = fact_scripts(path) + operation_scripts(path, tmp_path)
+    assert len(built) >= 25
+    for script in built:
+        assert lint(script) == [], script
+        wrapped = wrap_script(script, env={"IMPOTS_INSTANCE_PATH": path}, chdir=path)
+        assert grammar_errors(wrapped) == [], wrapped
+
+
+def test_the_wrapper_and_the_stdin_loader_parse():
+    assert grammar_errors(wrap_script("Write-Output 1")) == []
+    assert grammar_errors(STDIN_LOADER) == []
