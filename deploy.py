@@ -11,6 +11,9 @@ from pyinfra import host
 from provisioning.artifact import ArtifactError
 from provisioning.linux.platforms import NotRootError, UnsupportedPlatform
 from provisioning.settings import SettingsError, load_settings
+from provisioning.summary import print_summary_at_exit
+
+print_summary_at_exit()  # one summary after a run over several hosts (URLs, smoke checks, CA, failures)
 
 
 def stop(message: str) -> None:
