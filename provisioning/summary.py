@@ -51,7 +51,9 @@ class HostSummary:
 
 def _smoke_result(state: Any, host: Any) -> str:
     for op_hash in state.get_op_order():
-        if op_hash in state.ops[host] and any(SMOKE_CHECK_MARK in n for n in state.op_meta[op_hash].names):
+        if op_hash in state.ops.get(host, {}) and any(
+            SMOKE_CHECK_MARK in n for n in state.op_meta[op_hash].names
+        ):
             meta = state.ops[host][op_hash].operation_meta
             return "passed" if meta.did_succeed(_raise_if_not_complete=False) else "FAILED"
     return "not run"
@@ -59,9 +61,12 @@ def _smoke_result(state: Any, host: Any) -> str:
 
 def host_summaries(state: Any, log: HostLog) -> list[HostSummary]:
     summaries = []
-    for host in state.inventory.iter_activated_hosts():
+    # Every host of the run in inventory order, also those never connected (pyinfra leaves them out of
+    # its activated hosts).
+    for host in (host for host in state.inventory if state.is_host_in_limit(host)):
+        failed = host in state.failed_hosts or host not in state.activated_hosts
         ca = REPO_ROOT / ".artifacts" / host.name / "impots-ca.pem"
-        summary = HostSummary(host.name, host in state.failed_hosts, _smoke_result(state, host))
+        summary = HostSummary(host.name, failed, _smoke_result(state, host))
         summary.ca_file = str(ca.relative_to(REPO_ROOT)) if ca.exists() else None
         try:
             summary.sites = load_settings(host).site_urls()

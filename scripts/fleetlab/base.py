@@ -12,7 +12,12 @@ from fleetlab.config import CACHE_ROOT, RELEASES, FleetError, base_dir
 
 EXTRA_CA_DIR = Path("/usr/local/share/ca-certificates")
 APT_SOURCES = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
-SSHD_CONFIG = "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\n"
+SSHD_CONFIG = (
+    "PermitRootLogin prohibit-password\n"
+    "PasswordAuthentication no\n"
+    "KbdInteractiveAuthentication no\n"
+    "UseDNS no\n"
+)
 
 
 def debian_mirror() -> str:
@@ -35,7 +40,9 @@ def ensure_base(release: str, log=print) -> Path:
     if complete.exists():
         return target
     if not shutil.which("debootstrap"):
-        raise FleetError("debootstrap is not installed: run scripts/setup --for-tests (or apt-get install debootstrap)")
+        raise FleetError(
+            "debootstrap is not installed: run scripts/setup --for-tests (or apt-get install debootstrap)"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(CACHE_ROOT / f".{release}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent `up` waits for the same build instead of racing it

@@ -1,4 +1,4 @@
-"""scripts/fleet: throw-away lab hosts to try the deploy on (see README, "Try it on throw-away lab machines")."""
+"""scripts/fleet: throw-away lab hosts to try the deploy on (README: "Try it on throw-away lab machines")."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ from fleetlab.config import RELEASES, FleetError
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="scripts/fleet", description=__doc__)
-    top.add_argument("--name", default=os.environ.get("IMPOTS_FLEET", "lab"), help="fleet name (default: lab)")
+    top.add_argument(
+        "--name", default=os.environ.get("IMPOTS_FLEET", "lab"), help="fleet name (default: lab)"
+    )
     commands = top.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="add N bare Debian hosts (bases are built once and cached)")
     up.add_argument("count", type=int)
     up.add_argument("--release", choices=RELEASES, default="bookworm")
     commands.add_parser("inventory", help="write the pyinfra inventory of the running hosts, print its path")
-    run = commands.add_parser("run", help="run a command where the hosts are reachable ($FLEET_INVENTORY set)")
+    run = commands.add_parser(
+        "run", help="run a command where the hosts are reachable ($FLEET_INVENTORY set)"
+    )
     run.add_argument("argv", nargs=argparse.REMAINDER)
     restart = commands.add_parser("restart", help="stop a host and start it again (only sshd runs after)")
     restart.add_argument("host")

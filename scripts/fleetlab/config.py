@@ -45,8 +45,10 @@ class FleetLayout:
 
     @property
     def subnet(self) -> ipaddress.IPv4Network:
-        return ipaddress.ip_network(f"198.18.{self.index}.0/24") if self.index < 256 else (
-            ipaddress.ip_network(f"198.19.{self.index - 256}.0/24")
+        return (
+            ipaddress.ip_network(f"198.18.{self.index}.0/24")
+            if self.index < 256
+            else (ipaddress.ip_network(f"198.19.{self.index - 256}.0/24"))
         )
 
     @property

@@ -44,7 +44,12 @@ class Fleet:
         return self.layout.state_dir / "inventory.py"
 
     def save(self) -> None:
-        data = {"name": self.layout.name, "index": self.layout.index, "proxy_pid": self.proxy_pid, "hosts": self.hosts}
+        data = {
+            "name": self.layout.name,
+            "index": self.layout.index,
+            "proxy_pid": self.proxy_pid,
+            "hosts": self.hosts,
+        }
         self.state_file.write_text(json.dumps(data, indent=1))
 
     def host_names(self) -> dict[str, int]:
@@ -102,7 +107,21 @@ def _new_fleet(name: str) -> Fleet:
     fleet = Fleet(FleetLayout(name, index))
     fleet.layout.state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(fleet.layout.state_dir, 0o700)  # the controller's private key lives here
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"impots-fleet-{name}", "-f", str(fleet.client_key)], check=True)
+    subprocess.run(
+        [
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            f"impots-fleet-{name}",
+            "-f",
+            str(fleet.client_key),
+        ],
+        check=True,
+    )
     fleet.known_hosts.write_text("")
     fleet.save()
     return fleet
@@ -200,7 +219,9 @@ def down(name: str = "lab", log=print) -> None:
             if fleet.proxy_pid and _pid_is_proxy(fleet.proxy_pid, fleet.layout):
                 hosts.kill_and_reap(fleet.proxy_pid)
             network.delete_namespace(fleet.layout.switch_netns)
-            shutil.rmtree(fleet.layout.state_dir)
+            # rm is several times faster than shutil.rmtree on ~1.4 GB of small files per deployed host;
+            # --one-file-system: never into a mount, should one be left.
+            subprocess.run(["rm", "-rf", "--one-file-system", str(fleet.layout.state_dir)], check=True)
             log(f"fleet: {name} is down ({len(fleet.hosts)} hosts)")
         if not _fleets():
             network.remove_blackhole()

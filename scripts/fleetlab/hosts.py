@@ -45,15 +45,24 @@ def make_layer(layout: FleetLayout, number: int, release: str, client_key: Path)
     upper, lower = directory / "upper", base_dir(release)
     name, address = layout.host_name(number), layout.host_address(number)
     _put(upper, lower, "etc/hostname", f"{name}\n")
-    _put(upper, lower, "etc/hosts", f"127.0.0.1\tlocalhost\n{address}\t{name}\n::1\tlocalhost ip6-localhost\n")
+    _put(
+        upper, lower, "etc/hosts", f"127.0.0.1\tlocalhost\n{address}\t{name}\n::1\tlocalhost ip6-localhost\n"
+    )
     proxy = layout.proxy_url
-    _put(upper, lower, "etc/apt/apt.conf.d/90impots-fleet-proxy", f'Acquire::http::Proxy "{proxy}";\nAcquire::https::Proxy "{proxy}";\n')
+    _put(
+        upper,
+        lower,
+        "etc/apt/apt.conf.d/90impots-fleet-proxy",
+        f'Acquire::http::Proxy "{proxy}";\nAcquire::https::Proxy "{proxy}";\n',
+    )
     _put(upper, lower, "etc/pip.conf", f"[global]\nproxy = {proxy}\n")
     _put(upper, lower, "root/.ssh/authorized_keys", Path(f"{client_key}.pub").read_text(), 0o600)
     os.chmod(upper / "root/.ssh", 0o700)
     _mirror_parents(upper, lower, "etc/ssh")
     key = upper / "etc/ssh/ssh_host_ed25519_key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{name}", "-f", str(key)], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{name}", "-f", str(key)], check=True
+    )
     (directory / "release").write_text(release)
     return " ".join(Path(f"{key}.pub").read_text().split(" ")[0:2])
 

@@ -20,7 +20,9 @@ def package_index_hosts() -> list[str]:
         key, _, value = line.partition("=")
         if key.split(".")[-1] in ("index-url", "extra-index-url"):
             urls += value.strip("'\"").split()
-    if not any(key.split(".")[-1] == "index-url" for key in (line.partition("=")[0] for line in listing.splitlines())):
+    if not any(
+        key.split(".")[-1] == "index-url" for key in (line.partition("=")[0] for line in listing.splitlines())
+    ):
         urls.append(DEFAULT_INDEX)
     found = [urlsplit(url).hostname for url in urls if urlsplit(url).scheme in ("http", "https")]
     if "pypi.org" in found:

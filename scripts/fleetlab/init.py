@@ -35,7 +35,12 @@ def prepare(root: str, lower: str, upper: str, work: str, hostname: str) -> None
     mount("-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=620", "devpts", f"{root}/dev/pts")
     os.symlink("pts/ptmx", f"{root}/dev/ptmx")
     mount("-t", "tmpfs", "-o", "mode=1777", "tmpfs", f"{root}/dev/shm")  # PostgreSQL's shared memory
-    for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+    for link, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
         os.symlink(target, f"{root}/dev/{link}")
     mount("-t", "tmpfs", "-o", "mode=755", "tmpfs", f"{root}/run")
     os.makedirs(f"{root}/run/sshd", mode=0o755)
@@ -49,7 +54,11 @@ def start_sshd(root: str) -> int:
         os.chroot(root)
         os.chdir("/")
         os.setsid()
-        os.execve("/usr/sbin/sshd", ["/usr/sbin/sshd", "-D", "-e"], {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"})
+        os.execve(
+            "/usr/sbin/sshd",
+            ["/usr/sbin/sshd", "-D", "-e"],
+            {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+        )
     return pid
 
 

@@ -47,7 +47,20 @@ def create_host_network(layout: FleetLayout, number: int) -> None:
         delete_namespace(netns)
     ip("netns", "add", netns)
     # Both ends are created straight into their namespaces: nothing of the fleet ever sits in ours.
-    ip("-n", layout.switch_netns, "link", "add", switch_end, "type", "veth", "peer", "name", host_end, "netns", netns)
+    ip(
+        "-n",
+        layout.switch_netns,
+        "link",
+        "add",
+        switch_end,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        host_end,
+        "netns",
+        netns,
+    )
     ip("-n", layout.switch_netns, "link", "set", switch_end, "master", layout.bridge, "up")
     ip("-n", netns, "link", "set", "lo", "up")
     ip("-n", netns, "addr", "add", f"{layout.host_address(number)}/24", "dev", host_end)

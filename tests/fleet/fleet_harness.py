@@ -41,7 +41,11 @@ def missing_prerequisites() -> list[str]:
 def build_bases(releases: tuple[str, ...] = RELEASES) -> None:
     """Both bases at once (network-bound debootstraps overlap well); each is built only when absent."""
     with ThreadPoolExecutor(len(releases)) as pool:
-        list(pool.map(lambda release: ensure_base(release, log=lambda text: print(text, file=sys.stderr)), releases))
+        list(
+            pool.map(
+                lambda release: ensure_base(release, log=lambda text: print(text, file=sys.stderr)), releases
+            )
+        )
 
 
 @contextmanager
@@ -64,9 +68,8 @@ def running_fleet(name: str, layout: dict[str, int]) -> Iterator[Fleet]:
     fleets.down(name, log=lambda text: None)  # leftovers of a run killed with SIGKILL
     with stopped_on_signals():
         try:
-            fleet = None
             for release, count in layout.items():
-                fleet = fleets.up(count, release, name, log=lambda text: print(text, file=sys.stderr))
+                fleets.up(count, release, name, log=lambda text: print(text, file=sys.stderr))
             running = fleets.load(name)
             for host in running.host_names():  # a CA fetched by an earlier fleet of the same name
                 shutil.rmtree(REPO / ".artifacts" / host, ignore_errors=True)
@@ -102,6 +105,24 @@ class FleetRun:
 
     def tail(self, lines: int = 80) -> str:
         return "\n".join(self.stderr.splitlines()[-lines:])
+
+    def summary(self) -> dict[str, list[str]]:
+        """The run's summary (provisioning/summary.py): host -> its lines (status first, then URLs/why)."""
+        lines = self.stderr.splitlines()
+        starts = [i for i, line in enumerate(lines) if line.startswith("impots: summary:")]
+        if not starts:
+            raise AssertionError(f"no summary printed:\n{self.tail()}")
+        current = ""
+        hosts: dict[str, list[str]] = {current: [lines[starts[-1]]]}
+        for line in lines[starts[-1] + 1 :]:
+            if line.startswith("    "):
+                hosts[current].append(line.strip())
+            elif line.startswith("  ") and ":" in line:
+                current, status = line.strip().split(": ", 1)
+                hosts[current] = [status]
+            else:
+                break
+        return hosts
 
 
 def run_pyinfra(fleet: Fleet, *extra: str, timeout: float = 900) -> FleetRun:

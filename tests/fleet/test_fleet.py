@@ -26,6 +26,15 @@ def test_every_bare_host_converges_in_one_parallel_run(fleet: Fleet, first_run: 
         assert "impots: Linux host | Packages (Apache, build tools, databases)" in first_run.changed(host)
     releases = {info["release"] for info in fleet.hosts.values()}
     assert releases == {"bookworm", "trixie"}
+    summary = first_run.summary()
+    assert summary[""] == ["impots: summary: 4 of 4 hosts serve their sites"]
+    for host in names(fleet):
+        assert summary[host] == [
+            f"ok, smoke check passed; CA for clients: .artifacts/{host}/impots-ca.pem",
+            "https://flask-impots-withmysql/impots/do",
+            "https://flask-impots-withpgres/impots/do",
+            "https://date-time-server/",
+        ]
 
 
 @pytest.mark.parametrize("index", range(4))
@@ -85,11 +94,18 @@ def test_an_unreachable_and_a_broken_host_do_not_spoil_the_others(fleet: Fleet, 
         assert unreachable in run.report["results"]["failed_hosts"] or unreachable in log
         assert any(unreachable in line and "connect" in line.lower() for line in log.splitlines()), run.tail()
         assert run.errors(broken), run.tail()
-        assert any(broken in line and "ThisIsNotAnApacheDirective" in line for line in log.splitlines()), run.tail()
+        assert any(broken in line and "ThisIsNotAnApacheDirective" in line for line in log.splitlines()), (
+            run.tail()
+        )
         assert run.changed(drifted) and not run.errors(drifted), run.tail()
         assert site_enabled(fleet, drifted)
         assert run.changed(first) == [] and run.errors(first) == []
         assert set(site_checks(fleet, drifted, json_flow=False).values()) == {"ok"}
+        summary = run.summary()
+        assert summary[""] == ["impots: summary: 2 of 4 hosts serve their sites"]
+        assert summary[unreachable][0] == "FAILED" and "connect" in " ".join(summary[unreachable]).lower()
+        assert summary[broken][0] == "FAILED" and "ThisIsNotAnApacheDirective" in " ".join(summary[broken])
+        assert summary[drifted][0].startswith("ok, smoke check passed")
     finally:
         fleet.ssh(broken, "sed -i '/ThisIsNotAnApacheDirective/d' /etc/apache2/apache2.conf")
         restart(fleet, unreachable)  # sshd back; everything else of that host is stopped, as after a reboot
