@@ -72,9 +72,14 @@ def host_summaries(state: Any, log: HostLog) -> list[HostSummary]:
             summary.sites = load_settings(host).site_urls()
         except SettingsError as error:
             summary.reasons.append(f"bad host data: {error}")
-        if summary.failed or summary.smoke == "FAILED":
-            # The last lines pyinfra logged for the host say why (connection error, failed command).
-            summary.reasons += log.lines.get(host.name, [])[-3:] or ["see the log above"]
+        if host not in state.activated_hosts:
+            # Connection errors are logged before deploy.py (and this log) is loaded: say what failed.
+            where = f"{host.data.get('ssh_hostname') or host.name}:{host.data.get('ssh_port') or 22}"
+            summary.reasons.append(f"could not connect (SSH to {where}): see 'Could not connect' above")
+        elif summary.failed or summary.smoke == "FAILED":
+            # The last lines pyinfra logged for the host say why (the failed command and its output).
+            lines = [line for line in log.lines.get(host.name, []) if not line.startswith("Error: executed")]
+            summary.reasons += lines[-6:] or ["see the log above"]
         summaries.append(summary)
     return summaries
 

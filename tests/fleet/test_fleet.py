@@ -53,6 +53,24 @@ def test_another_hosts_ca_is_refused(fleet: Fleet, first_run: FleetRun) -> None:
     assert all("CERTIFICATE_VERIFY_FAILED" in value for value in wrong.values()), wrong
 
 
+def test_hosts_reach_only_the_mirror_and_the_index(fleet: Fleet, first_run: FleetRun) -> None:
+    proxy = fleet.layout.proxy_url.removeprefix("http://").replace(":", "/")
+    probe = (
+        # no route out: no default route, only the fleet's own subnet
+        'awk \'$2 == "00000000" {print "default route"} END {print NR - 1, "routes"}\' /proc/net/route; '
+        # the proxy: another host (CONNECT), and the mirror on another port, are refused
+        f"exec 3<>/dev/tcp/{proxy}; printf 'CONNECT example.com:443 HTTP/1.1\\r\\n\\r\\n' >&3; head -1 <&3; "
+        f"exec 4<>/dev/tcp/{proxy}; printf 'GET http://deb.debian.org:8080/ HTTP/1.1\\r\\n\\r\\n' >&4; "
+        "head -1 <&4"
+    )
+    lines = fleet.ssh(names(fleet)[0], probe).stdout.splitlines()
+    assert [line.strip() for line in lines] == [
+        "1 routes",
+        "HTTP/1.1 403 Forbidden",
+        "HTTP/1.1 403 Forbidden",
+    ]
+
+
 def test_second_run_changes_nothing(fleet: Fleet, first_run: FleetRun) -> None:
     run = run_pyinfra(fleet)
     assert run.returncode == 0, run.tail()
