@@ -7,6 +7,9 @@ Host data is validated first (provisioning.settings, Contract 3): a bad value st
 import sys
 
 from provisioning.deploy import DeployError, impots_stack
+from provisioning.summary import print_summary_at_exit
+
+print_summary_at_exit()  # one summary after a run over several hosts (URLs, smoke checks, CA, failures)
 
 try:
     impots_stack()

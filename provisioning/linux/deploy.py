@@ -30,7 +30,13 @@ from provisioning.linux.operations.system import (
     postgresql_initialized,
     services_running,
 )
-from provisioning.linux.platforms import LinuxPlatform, NotRootError, choose_platform
+from provisioning.linux.platforms import (
+    LinuxPlatform,
+    NotRootError,
+    choose_platform,
+    for_target,
+    supported_target,
+)
 from provisioning.plan import Access, HostPlan, host_plan, render
 from provisioning.remote_call import build_helper
 from provisioning.settings import Settings, SettingsError
@@ -58,7 +64,11 @@ def deploy_linux(settings: Settings) -> None:
     files = (app_files(plan), apache_files(plan))
     prefetch(state.queries(plan, init, files, apply_arguments(plan, init), database_query(plan)))
 
-    packages_installed(name="Packages (Apache, build tools, databases)", platform=platform.family)
+    packages_installed(
+        name="Packages (Apache, build tools, databases)",
+        platform=platform.family,
+        packages=platform.all_packages,
+    )
     postgresql_initialized(name="PostgreSQL cluster", platform=platform.family)
     services_running(
         name="Database services running",
@@ -88,7 +98,9 @@ def _checked_platform(settings: Settings, target: dict) -> LinuxPlatform:
         # Apache's configtest does not bind: an address foreign to the target would only fail the reload.
         problem = f"{settings.listen_address} cannot be used on this host ({target['bind_error']})"
         raise SettingsError(f"{host.name}: impots_listen_address: {problem}")
-    return choose_platform(target)
+    # An unsupported release or a Python below the pins' floor is refused here, before any change.
+    platform = choose_platform(target)
+    return for_target(platform, supported_target(target))
 
 
 def app_files(plan: HostPlan) -> list[dict]:

@@ -6,8 +6,16 @@ deploy does differently on Debian and on RHEL is read from here, never tested in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from provisioning.targets import (
+    MIN_PYTHON,
+    LinuxTarget,
+    linux_target,
+    python_version_text,
+    supported_targets_text,
+)
 
 
 class UnsupportedPlatform(RuntimeError):
@@ -39,9 +47,17 @@ class LinuxPlatform:
     ports_file: str
     wsgi_socket_prefix: str
     database_services: tuple[str, str, str]  # mariadb, postgresql, redis
+    # The Python the app's venv is built from and the packages that provide it (with venv and headers for
+    # mod_wsgi). The family records hold the defaults; for_target() sets the release's (provisioning.targets).
     system_python: str = "/usr/bin/python3"
+    python_packages: tuple[str, ...] = ("python3", "python3-venv", "python3-dev")
     wsgi_daemon: bool = True  # one mod_wsgi daemon process group per site
     guard_modules: bool = False  # our own module files load mod_wsgi and mod_ssl: no <IfModule> guards
+
+    @property
+    def all_packages(self) -> list[str]:
+        """The family's packages and the release's Python (for_target), each once."""
+        return list(dict.fromkeys([*self.packages, *self.python_packages]))
 
     def site_file(self, site_name: str) -> str:
         return f"{self.site_dir}/{site_name}.conf"
@@ -132,6 +148,7 @@ RHEL = LinuxPlatform(
     ports_file="/etc/httpd/conf.d/00-impots-ports.conf",
     wsgi_socket_prefix="run/wsgi",
     database_services=("mariadb", "postgresql", "redis"),
+    python_packages=("python3", "python3-devel"),
 )
 
 _DEBIAN_IDS = {"debian", "ubuntu", "raspbian", "linuxmint"}
@@ -163,3 +180,29 @@ def platform_record(family: str) -> LinuxPlatform:
         return PLATFORMS[family]
     except KeyError:
         raise UnsupportedPlatform(f"unknown platform family {family!r}") from None
+
+
+def supported_target(distribution: dict[str, Any] | None) -> LinuxTarget:
+    """The supported release a ``TargetPlatform`` fact describes; ``UnsupportedPlatform`` before any change.
+
+    Refuses a release outside provisioning.targets (naming what was found and what is supported) and
+    a release whose venv Python would be older than the pins need.
+    """
+    meta = (distribution or {}).get("release_meta") or {}
+    os_id = str(meta.get("ID", "")).lower()
+    version = str(meta.get("VERSION_ID", ""))
+    target = linux_target(os_id, version)
+    if target is None:
+        found = meta.get("PRETTY_NAME") or " ".join(filter(None, (os_id, version))) or "no /etc/os-release"
+        raise UnsupportedPlatform(f"unsupported target {found!r}: supported are {supported_targets_text()}")
+    if target.python < MIN_PYTHON:
+        raise UnsupportedPlatform(
+            f"{target.label}: Python {python_version_text(target.python)} is too old for the pinned "
+            f"requirements (needs {python_version_text(MIN_PYTHON)}+)"
+        )
+    return target
+
+
+def for_target(platform: LinuxPlatform, target: LinuxTarget) -> LinuxPlatform:
+    """The family record with the release's Python (executable and the packages that provide it)."""
+    return replace(platform, system_python=target.python_executable, python_packages=target.python_packages)

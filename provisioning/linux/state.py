@@ -22,7 +22,7 @@ from provisioning.plan import HostPlan
 def queries(plan: HostPlan, init: str, files: list[dict], apply: dict[str, Any], database: dict) -> list:
     platform, paths = plan.platform, plan.paths
     wanted: list[tuple[type, dict[str, Any]]] = [
-        (facts.MissingPackages, {"manager": platform.package_manager, "packages": list(platform.packages)}),
+        (facts.MissingPackages, {"manager": platform.package_manager, "packages": platform.all_packages}),
         (facts.ServicesState, {"init": init, "services": list(platform.database_services)}),
         (facts.PathsState, {"paths": [folder.path for folder in plan.folders], "hashes": False}),
         (facts.PathsState, {"paths": [f["path"] for f in files[0]], "hashes": True}),
