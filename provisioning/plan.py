@@ -51,6 +51,8 @@ class PlatformRecord(Protocol):
 
     def state_dir(self, install_root: str) -> str: ...
 
+    def venv_markers(self, venv: str) -> tuple[str, ...]: ...
+
 
 class MaskedSecrets(dict):
     """A dict of secrets whose repr never shows the values (operation arguments may be printed)."""
@@ -169,7 +171,7 @@ def host_plan(host_name: str, settings: Settings, platform: PlatformRecord) -> H
         mod_wsgi_version=settings.mod_wsgi_version,
         reload_watch=(
             paths.app,
-            f"{paths.venv}/.impots-requirements.sha256",
+            *platform.venv_markers(paths.venv),
             paths.instance_config,
             paths.instance_secrets,
             paths.data_stamp,

@@ -68,6 +68,10 @@ class LinuxPlatform:
     def state_dir(self, install_root: str) -> str:
         return "/var/lib/impots-provisioning"
 
+    def venv_markers(self, venv: str) -> tuple[str, ...]:
+        """Files of the venv whose change needs an Apache reload (app_venv's requirements digest)."""
+        return (f"{venv}/.impots-requirements.sha256",)
+
     @property
     def mariadb_service(self) -> str:
         return self.database_services[0]

@@ -564,7 +564,7 @@ if ($run.code -ne 0) { throw ('python -m impots.db.seed failed (exit ' + $run.co
 
 
 @operation()
-def database_seeded(dbms: Sequence[str], python: str, app: str, instance: str):
+def database_seeded(dbms: Sequence[str], python: str, app: str, instance: str, touch: str | None = None):
     """
     Create the app's tables and make their rows equal to the course data with the app's own command
     (``python -m impots.db.seed <dbms>``, from the app folder, ``IMPOTS_INSTANCE_PATH`` set), for each
@@ -573,11 +573,14 @@ def database_seeded(dbms: Sequence[str], python: str, app: str, instance: str):
     + dbms: ``mysql`` and/or ``pgres``
     + python: the venv's ``Scripts/python.exe``
     + app: the app folder (current release); instance: the instance folder
+    + touch: a file written after seeding (a reload-watched stamp: the apps must reload to read the
+      repaired data)
 
     .. code:: python
 
         database_seeded(dbms=["mysql", "pgres"], python="C:/impots/venv/Scripts/python.exe",
-                        app="C:/impots/app", instance="C:/impots/instance")
+                        app="C:/impots/app", instance="C:/impots/instance",
+                        touch="C:/impots/state/data-seeded.stamp")
     """
     stale = []
     for name in dbms:
@@ -589,6 +592,14 @@ def database_seeded(dbms: Sequence[str], python: str, app: str, instance: str):
         return
     for name in stale:
         yield seed_script(name, python, app, instance, check=False, tail=_SEED)
+    if touch:
+        yield ps_assign(seeded=win_path(touch)) + _TOUCH.lstrip("\n")
+
+
+_TOUCH = r"""
+$null = [IO.Directory]::CreateDirectory((Split-Path -Parent $seeded))
+[IO.File]::WriteAllText($seeded, [DateTime]::UtcNow.ToString('o'))
+"""
 
 
 # --- Redis ---------------------------------------------------------------------------------------------

@@ -1,20 +1,23 @@
-"""``deploy_windows(settings)``: the impots stack on a Windows lab machine (Laragon or Apache Lounge).
+"""``deploy_windows(settings)``: apply a host's plan (``provisioning.plan``) on a Windows lab machine
+(Laragon or Apache Lounge), reached with ``@winssh``.
 
-The same Settings and group data as Linux (Contract 3); a Windows host is one more inventory entry,
-reached with ``@winssh``. Everything is decided from data and facts first (``resolve_target``), and
-every prerequisite is checked then, so a machine that cannot work stops the run with one message naming
-what was found, before anything changes. The plan, in order:
+What the host gets (folders, impots.json, secrets, requirements, vhosts, TLS material, smoke checks, what
+needs a reload) is decided once in the plan, for Linux and Windows alike. This module decides only what
+is Windows' own, from data and facts first (``resolve_target``): the layout, the Python, the accounts
+Apache runs as, the database clients; every prerequisite is checked then, so a machine that cannot work
+stops the run with one message naming what was found, before anything changes. Then, in order:
 
-1. install root (ACL: Administrators, SYSTEM, the Apache account), releases, instance, logs, www;
-2. the venv from the chosen Python, the pinned requirements, mod_wsgi built against this Apache;
+1. the plan's folders (ACLs: the install root restricted, the logs writable by Apache);
+2. the venv from the chosen Python, the plan's requirements, mod_wsgi built against this Apache;
 3. the app release (artifact) swapped in when its sha changed, the instance folder kept;
-4. ``impots.json`` (Contract 1) and the ACL'd ``secrets.json``;
+4. ``impots.json`` and the ACL'd ``secrets.json``;
 5. the databases (``databases.py``): Laragon's Redis started if it is down, the database and user on
-   each DBMS a site uses, then the app's seed (schema and rows);
-6. TLS files (Laragon's own certificate by default, else data files or a controller-made local CA);
-7. a snapshot of the files Apache reads, before the first of them changes (``apache.py``);
-8. one vhost file per site, our marked block in httpd.conf (mod_wsgi loaded once), the hosts block;
-9. ``httpd -t``, restart and HTTPS smoke check of every site when Apache is down or anything it
+   each DBMS a site uses, then the app's seed (which touches the plan's data stamp);
+6. a snapshot of the files Apache reads, before the first of them changes (``apache.py``);
+7. the plan's TLS files (the controller's local CA by default, on both layouts), the CA trusted by
+   Windows, one vhost file per site, our marked block in httpd.conf (mod_wsgi loaded once), the hosts
+   block;
+8. ``httpd -t``, restart and HTTPS smoke check of every site when Apache is down or anything it
    depends on is newer than the stamp of the last success; a failure puts the snapshot back.
 """
 
@@ -25,13 +28,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import Environment
 from pyinfra import host
 from pyinfra.api import deploy
 
-from provisioning import plan
-from provisioning.artifact import REPO_ROOT, build_app_artifact
-from provisioning.settings import AppPaths, Settings, app_paths, instance_config_json
+from provisioning.artifact import build_app_artifact
+from provisioning.plan import Access, HostPlan, host_plan, render
+from provisioning.settings import AppPaths, Settings, app_paths
 from provisioning.windows import databases, facts, operations, prerequisites
 from provisioning.windows.apache import apache_applied, apache_config_snapshot
 from provisioning.windows.databases import (
@@ -40,7 +42,7 @@ from provisioning.windows.databases import (
     database_admins,
     resolve_databases,
 )
-from provisioning.windows.operations import ADMINISTRATORS_SID, MARKER, SYSTEM_SID, sha256_hex, stamp_path
+from provisioning.windows.operations import ADMINISTRATORS_SID, MARKER, SYSTEM_SID, sha256_hex
 from provisioning.windows.platforms import (
     APACHE_LOUNGE,
     HOSTS_FILE,
@@ -51,22 +53,11 @@ from provisioning.windows.platforms import (
     laragon_platform,
 )
 from provisioning.windows.prerequisites import WindowsDeployError, choose_python
-from provisioning.windows.tls import controller_certificate, local_ca_file
-
-REQUIREMENTS_FILE = REPO_ROOT / "requirements" / "app.txt"
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    cert: str  # paths on the host
-    key: str
-    chain: str | None
-    uploads: tuple[tuple[str, str], ...]  # (controller file, host file)
 
 
 @dataclass(frozen=True)
 class WindowsTarget:
-    """Everything the plan needs, decided from settings and facts before any operation."""
+    """What only Windows decides, from settings and facts before any operation."""
 
     platform: WindowsPlatform
     apache: dict[str, Any]
@@ -74,8 +65,6 @@ class WindowsTarget:
     service: str | None  # Windows service running Apache, None = a plain process (Laragon)
     reader_sids: tuple[str, ...]  # the accounts Apache runs as (read the app, its secrets; write the logs)
     paths: AppPaths
-    instance_store: str  # the persistent instance folder; <app>/instance is a junction to it
-    tls: TlsFiles
     httpd_conf: str  # current text of httpd.conf
     databases: DatabaseTarget = field(default_factory=DatabaseTarget)
     desktop_user: str | None = None  # Laragon: "PC\\user" whose tray runs Apache (restarts run as them)
@@ -127,25 +116,6 @@ def ssl_listen(httpd_conf: str, listen_address: str) -> str | None:
     if listen_address == "*":
         return "443"
     return f"[{listen_address}]:443" if ":" in listen_address else f"{listen_address}:443"
-
-
-def resolve_tls(settings: Settings, platform: WindowsPlatform, tls_dir: str) -> TlsFiles:
-    if settings.tls.source == "files":
-        uploads = [(settings.tls.cert, f"{tls_dir}/server.pem"), (settings.tls.key, f"{tls_dir}/server.key")]
-        chain = None
-        if settings.tls.ca:
-            chain = f"{tls_dir}/ca.pem"
-            uploads.append((settings.tls.ca, chain))
-        return TlsFiles(f"{tls_dir}/server.pem", f"{tls_dir}/server.key", chain, tuple(uploads))
-    if platform.default_cert and platform.default_key:
-        return TlsFiles(platform.default_cert, platform.default_key, None, ())
-    made = controller_certificate(host.name, [site.name for site in settings.sites])
-    return TlsFiles(
-        f"{tls_dir}/server.pem",
-        f"{tls_dir}/server.key",
-        None,
-        ((made.cert, f"{tls_dir}/server.pem"), (made.key, f"{tls_dir}/server.key")),
-    )
 
 
 def _laragon_user(platform: WindowsPlatform) -> dict | None:
@@ -205,7 +175,6 @@ def resolve_target(settings: Settings, admins: databases.DatabaseAdmins | None =
     prerequisites.raise_problems(
         host.name, problems + database_problems + prerequisites.service_problems(service)
     )
-    paths = app_paths(settings)
     return WindowsTarget(
         platform=platform,
         apache=apache,
@@ -214,36 +183,23 @@ def resolve_target(settings: Settings, admins: databases.DatabaseAdmins | None =
         reader_sids=prerequisites.apache_reader_sids(
             service, runtime["processes"], desktop, account_sids.values()
         ),
-        paths=paths,
-        instance_store=f"{paths.install_root}/instance",
-        tls=resolve_tls(settings, platform, f"{paths.install_root}/tls"),
+        paths=app_paths(settings),
         httpd_conf=httpd_conf,
         databases=database_target,
         desktop_user=desktop["owner"] if desktop else None,
     )
 
 
-# --- rendering -----------------------------------------------------------------------------------------
-
-
-def _templates() -> Environment:
-    return plan.TEMPLATES
+# --- rendering: what only Windows writes (the vhosts themselves come from the plan) -------------------
 
 
 def crlf(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\n", "\r\n")
 
 
-def render_vhost(target: WindowsTarget, settings: Settings, site: Any) -> bytes:
-    text = plan.render(
-        "vhost.conf.j2",
-        site=site,
-        settings=settings,
-        paths=target.paths,
-        platform=target.platform,
-        tls=target.tls,
-    )
-    return crlf(text).encode("utf-8")
+def vhost_bytes(plan: HostPlan) -> dict[str, bytes]:
+    """``{vhost file: content}``: the plan's vhosts with Windows line ends."""
+    return {site.vhost_file: crlf(site.vhost).encode("utf-8") for site in plan.sites}
 
 
 def httpd_block_lines(target: WindowsTarget, settings: Settings) -> list[str]:
@@ -252,42 +208,22 @@ def httpd_block_lines(target: WindowsTarget, settings: Settings) -> list[str]:
         if target.platform.include_vhosts
         else []
     )
-    text = (
-        _templates()
-        .get_template("windows/httpd-block.conf.j2")
-        .render(
-            module=target.mod_wsgi_module,
-            python={"home": target.python["base_prefix"], "dll": target.python_dll},
-            site_packages=target.site_packages,
-            ssl=ssl_listen(target.httpd_conf, settings.listen_address),
-            includes=includes,
-        )
+    text = render(
+        "windows/httpd-block.conf.j2",
+        module=target.mod_wsgi_module,
+        python={"home": target.python["base_prefix"], "dll": target.python_dll},
+        site_packages=target.site_packages,
+        ssl=ssl_listen(target.httpd_conf, settings.listen_address),
+        includes=includes,
     )
     return text.strip("\n").split("\n")
 
 
 def hosts_block_lines(settings: Settings) -> list[str]:
-    return (
-        _templates().get_template("windows/hosts-block.j2").render(settings=settings).strip("\n").split("\n")
-    )
+    return render("windows/hosts-block.j2", settings=settings).strip("\n").split("\n")
 
 
-def render_instance_config(settings: Settings, paths: AppPaths) -> bytes:
-    return instance_config_json(settings, paths).encode("utf-8")
-
-
-def secrets_wanted(settings: Settings) -> tuple[dict[str, str | None], list[str]]:
-    given = {
-        "secret_key": settings.secret_key,
-        "mysql_password": settings.mysql_password,
-        "pgres_password": settings.pgres_password,
-        "smtp_password": settings.smtp_password,
-    }
-    generate = ["secret_key"] + [f"{dbms}_password" for dbms in settings.dbms_in_use]
-    return given, generate
-
-
-# --- the plan ------------------------------------------------------------------------------------------
+# --- applying the plan ---------------------------------------------------------------------------------
 
 
 @deploy("impots on Windows")
@@ -299,53 +235,56 @@ def deploy_windows(settings: Settings) -> None:
     except DatabaseDataError as error:
         raise WindowsDeployError(str(error)) from None
     target = resolve_target(settings, admins)
-    provision_folders(target)
-    provision_app(settings, target)
-    provision_databases(settings, target, admins)
-    provision_apache(settings, target)
+    plan = host_plan(host.name, settings, target.platform)
+    provision_folders(plan, target)
+    provision_app(plan, target)
+    provision_databases(plan, target, admins)
+    provision_apache(plan, target)
 
 
-def provision_folders(target: WindowsTarget) -> None:
-    """The install root restricted to Administrators, SYSTEM and Apache; its folders; logs writable."""
-    paths = target.paths
+def provision_folders(plan: HostPlan, target: WindowsTarget) -> None:
+    """The plan's folders, mapped to ACLs. The install root gets a protected ACL (Administrators and
+    SYSTEM full, the Apache accounts read) and every other folder inherits it: on Windows Apache runs as
+    an account of its own or as the desktop user, which must read the app, the instance and the TLS key
+    alike, so PUBLIC, APACHE_READ and PRIVATE all come down to that ACL. APACHE_WRITE (the logs) adds
+    "modify" for the Apache accounts."""
     full = [ADMINISTRATORS_SID, SYSTEM_SID]
-    operations.directory(name="Install root", path=paths.install_root)
-    operations.restricted_acl(
-        name="Install root: Administrators, SYSTEM and Apache only",
-        path=paths.install_root,
-        folder=True,
-        full=full,
-        read=list(target.reader_sids),
-    )
-    for folder in (
-        paths.releases,
-        target.instance_store,
-        f"{target.instance_store}/logs",
-        paths.document_root,
-    ):
-        operations.directory(name=f"Folder {folder}", path=folder)
-    operations.restricted_acl(
-        name="Logs writable by Apache",
-        path=f"{target.instance_store}/logs",
-        folder=True,
-        full=full,
-        modify=list(target.reader_sids),
-    )
+    root = plan.paths.install_root
+    for folder in plan.folders:
+        operations.directory(
+            name="Install root" if folder.path == root else f"Folder {folder.path}", path=folder.path
+        )
+        if folder.path == root:
+            operations.restricted_acl(
+                name="Install root: Administrators, SYSTEM and Apache only",
+                path=root,
+                folder=True,
+                full=full,
+                read=list(target.reader_sids),
+            )
+        elif folder.access is Access.APACHE_WRITE:
+            operations.restricted_acl(
+                name=f"Writable by Apache: {folder.path}",
+                path=folder.path,
+                folder=True,
+                full=full,
+                modify=list(target.reader_sids),
+            )
 
 
-def provision_app(settings: Settings, target: WindowsTarget) -> None:
+def provision_app(plan: HostPlan, target: WindowsTarget) -> None:
     """The venv, its requirements and mod_wsgi, the app release, impots.json and the secrets file."""
     artifact = build_app_artifact()
-    paths, platform = target.paths, target.platform
+    paths = plan.paths
     operations.venv(name="Virtual environment", python=target.python["executable"], path=paths.venv)
     operations.pip_requirements(
-        name="App requirements", venv_path=paths.venv, requirements=REQUIREMENTS_FILE.read_bytes()
+        name="App requirements", venv_path=paths.venv, requirements=plan.requirements.encode("utf-8")
     )
     operations.mod_wsgi(
         name="mod_wsgi built for this Apache",
         venv_path=paths.venv,
-        apache_root=platform.apache_root,
-        package=prerequisites.mod_wsgi_package(settings),
+        apache_root=target.platform.apache_root,
+        package=prerequisites.mod_wsgi_package(plan.settings),
     )
     operations.app_release(
         name=f"App release {artifact.release}",
@@ -353,19 +292,18 @@ def provision_app(settings: Settings, target: WindowsTarget) -> None:
         sha256=artifact.sha256,
         app=paths.app,
         releases=paths.releases,
-        instance=target.instance_store,
+        instance=paths.instance_dir,
     )
     operations.put_bytes(
         name="Instance configuration impots.json",
-        dest=f"{target.instance_store}/impots.json",
-        content=render_instance_config(settings, paths),
+        dest=paths.instance_config,
+        content=plan.instance_config.encode("utf-8"),
     )
-    given, generate = secrets_wanted(settings)
     operations.secrets_file(
         name="Secrets file (ACL)",
-        path=f"{target.instance_store}/secrets.json",
-        given=given,
-        generate=generate,
+        path=plan.secrets.path,
+        given=plan.secrets.given,
+        generate=list(plan.secrets.generate),
         reader_sid=target.reader_sids,
     )
 
@@ -378,11 +316,11 @@ class ApacheFiles:
     httpd_block: list[str]
     httpd_conf: str  # httpd.conf as it will be
 
-    def digests(self, target: WindowsTarget) -> dict[str, str | None]:
+    def digests(self, plan: HostPlan, target: WindowsTarget) -> dict[str, str | None]:
         """``{path: SHA256 it will have}`` of every file Apache reads that the deploy writes (None:
         httpd.conf already holds our block, whatever its bytes, e.g. a BOM)."""
         files: dict[str, str | None] = {}
-        for src, dest in target.tls.uploads:
+        for src, dest, _access in plan.tls.uploads:
             with open(src, "rb") as local:
                 files[dest] = sha256_hex(local.read())
         files.update((path, sha256_hex(content)) for path, content in self.vhosts.items())
@@ -391,91 +329,69 @@ class ApacheFiles:
         return files
 
 
-def apache_files(settings: Settings, target: WindowsTarget) -> ApacheFiles:
-    block = httpd_block_lines(target, settings)
+def apache_files(plan: HostPlan, target: WindowsTarget) -> ApacheFiles:
+    block = httpd_block_lines(target, plan.settings)
     return ApacheFiles(
-        vhosts={
-            target.platform.vhost_file(site.name): render_vhost(target, settings, site)
-            for site in settings.sites
-        },
+        vhosts=vhost_bytes(plan),
         httpd_block=block,
         httpd_conf=operations.replace_marked_block(target.httpd_conf, MARKER, block),
     )
 
 
-def provision_apache(settings: Settings, target: WindowsTarget) -> None:
+def provision_apache(plan: HostPlan, target: WindowsTarget) -> None:
     """Snapshot, TLS files, vhosts, httpd.conf block and hosts block, then the applied transaction."""
-    paths, platform = target.paths, target.platform
-    files = apache_files(settings, target)
-    state_dir = platform.state_dir(paths.install_root)
-    snapshot = f"{state_dir}/apache-snapshot"
-    apache_config_snapshot(
-        name="Apache configuration snapshot", files=files.digests(target), snapshot=snapshot
-    )
-    if target.tls.uploads:
-        operations.directory(name="TLS folder", path=f"{paths.install_root}/tls")
-        for src, dest in target.tls.uploads:
-            operations.put_local_file(name=f"TLS file {dest}", src=src, dest=dest)
-    if settings.tls.source != "files" and settings.windows_trust_ca:
+    settings, paths, platform = plan.settings, plan.paths, target.platform
+    files = apache_files(plan, target)
+    digests = files.digests(plan, target)
+    snapshot = f"{paths.state_dir}/apache-snapshot"
+    apache_config_snapshot(name="Apache configuration snapshot", files=digests, snapshot=snapshot)
+    for src, dest, _access in plan.tls.uploads:  # ACL: the TLS folder's, inherited (provision_folders)
+        operations.put_local_file(name=f"TLS file {dest}", src=src, dest=dest)
+    if settings.tls.source != "files" and settings.windows_trust_ca and plan.tls.client_ca:
         operations.trusted_root_ca(
             name="Local CA trusted by Windows (LocalMachine Root)",
-            ca_pem=local_ca_file(host.name),
-            dest=f"{paths.install_root}/tls/impots-ca.pem",
+            ca_pem=plan.tls.client_ca,
+            dest=f"{paths.tls_dir}/impots-ca.pem",
         )
-    for site in settings.sites:
-        dest = platform.vhost_file(site.name)
-        operations.put_bytes(name=f"Vhost {site.name}", dest=dest, content=files.vhosts[dest])
+    for site in plan.sites:
+        dest = site.vhost_file
+        operations.put_bytes(name=f"Vhost {site.site.name}", dest=dest, content=files.vhosts[dest])
     operations.marked_block(
         name="httpd.conf: mod_wsgi block", path=platform.httpd_conf, lines=files.httpd_block
     )
     operations.marked_block(name="Hosts file block", path=HOSTS_FILE, lines=hosts_block_lines(settings))
-
-    tls = target.tls
-    watched = [
-        *files.digests(target),
-        *(path for path in (tls.cert, tls.key, tls.chain) if path),  # Laragon may renew its own
-        paths.app,  # a junction, re-made for each release
-        f"{paths.venv}/pyvenv.cfg",
-        stamp_path(paths.venv, "requirements"),
-        stamp_path(paths.venv, "mod_wsgi"),
-        f"{target.instance_store}/impots.json",
-        f"{target.instance_store}/secrets.json",
-    ]
     checks = [
-        {
-            "name": site.name,
-            "url": plan.smoke_url(settings, site),
-            "expect": plan.SMOKE_EXPECT[site.kind],
-            "error_log": f"{platform.apache_log_dir}/{site.name}-error.log",  # as the vhost names it
-        }
-        for site in settings.sites
+        {"name": site.site.name, "url": site.smoke_url, "expect": site.expect, "error_log": site.error_log}
+        for site in plan.sites
     ]
     apache_applied(
         name="Apache: configuration test, restart, smoke check",
         httpd=platform.httpd,
         service=target.service,
-        stamp=f"{state_dir}/apache-applied.stamp",
+        stamp=paths.stamp,
         snapshot=snapshot,
-        watched=list(dict.fromkeys(watched)),
+        # What the plan says Apache depends on, plus the Apache files written here (Linux watches its
+        # whole configuration root instead; Windows' Apache tree also holds logs that change all the time).
+        watched=list(dict.fromkeys([*digests, *plan.reload_watch])),
         smoke_checks=checks,
         address="127.0.0.1" if settings.listen_address == "*" else settings.listen_address,
         error_log=platform.error_log,
-        # The certificate the deploy made or was given must name every site; Laragon's own may not.
-        tls_anchor=tls.chain or tls.cert,
-        check_name=bool(tls.uploads),
+        # The certificate is always the plan's (made or given): it must name every site.
+        tls_anchor=plan.tls.trust_anchor,
+        check_name=True,
     )
 
 
-def provision_databases(settings: Settings, target: WindowsTarget, admins: databases.DatabaseAdmins) -> None:
+def provision_databases(plan: HostPlan, target: WindowsTarget, admins: databases.DatabaseAdmins) -> None:
     """Redis, then the database and user of each DBMS in use, then the seed (after the venv, the app
     and its instance files: the check and the seed are the app's own command)."""
-    paths = target.paths
+    settings = plan.settings
     if databases.needs_redis(settings) and target.databases.redis_server:
         databases.redis_running(name="Redis running (Laragon)", server=target.databases.redis_server)
-    if not settings.dbms_in_use:
+    if not plan.databases.dbms:
         return
-    admin_dir = f"{paths.install_root}/admin"
-    if any(admins.password(dbms) is not None for dbms in settings.dbms_in_use):
+    admin_dir = f"{plan.paths.install_root}/admin"
+    if any(admins.password(dbms) is not None for dbms in plan.databases.dbms):
         operations.directory(name="Folder for database administrator passwords", path=admin_dir)
         operations.restricted_acl(
             name="Database administrator folder: Administrators and SYSTEM only",
@@ -488,7 +404,7 @@ def provision_databases(settings: Settings, target: WindowsTarget, admins: datab
         "mysql": (databases.mysql_account, "MariaDB/MySQL database and user"),
         "pgres": (databases.postgresql_account, "PostgreSQL database and role"),
     }
-    for dbms in settings.dbms_in_use:
+    for dbms in plan.databases.dbms:
         account, name = accounts[dbms]
         account(
             name=name,
@@ -496,11 +412,14 @@ def provision_databases(settings: Settings, target: WindowsTarget, admins: datab
             admin_user=admins.user(dbms),
             admin_password=admins.password(dbms),
             admin_dir=admin_dir,
-            secrets=f"{target.instance_store}/secrets.json",
-            database=settings.database.name,
-            user=settings.database.user,
+            secrets=plan.secrets.path,
+            database=plan.databases.name,
+            user=plan.databases.user,
             **check,
         )
     databases.database_seeded(
-        name="Schema and data (impots.db.seed)", dbms=list(settings.dbms_in_use), **check
+        name="Schema and data (impots.db.seed)",
+        dbms=list(plan.databases.dbms),
+        touch=plan.paths.data_stamp,
+        **check,
     )

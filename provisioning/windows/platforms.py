@@ -20,6 +20,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from provisioning.windows.operations import stamp_path
+
 LARAGON = "laragon"
 APACHE_LOUNGE = "apache-lounge"
 APACHE_LOUNGE_ROOT = "C:/Apache24"
@@ -50,6 +52,11 @@ class WindowsPlatform:
 
     def state_dir(self, install_root: str) -> str:
         return f"{install_root}/state"
+
+    def venv_markers(self, venv: str) -> tuple[str, ...]:
+        """Files of the venv whose change needs an Apache restart: the venv itself (re-made with another
+        Python), the requirements and mod_wsgi stamps of ``operations``."""
+        return (f"{venv}/pyvenv.cfg", stamp_path(venv, "requirements"), stamp_path(venv, "mod_wsgi"))
 
     @property
     def httpd(self) -> str:

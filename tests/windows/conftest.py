@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-import provisioning.windows.tls as windows_tls
+import provisioning.plan as plan_module
 
 HERE = Path(__file__).resolve().parent
 
@@ -32,13 +32,20 @@ SECRET_VARIABLES = (
 )
 
 
+@pytest.fixture(scope="session")
+def controller_artifacts(tmp_path_factory) -> Path:
+    """The controller's ``.artifacts`` of the tests: one local CA for the session (openssl's RSA keys
+    take seconds on this machine; the plan re-uses the CA and each set of names' certificate)."""
+    return tmp_path_factory.mktemp("artifacts")
+
+
 @pytest.fixture
-def clean_environment(monkeypatch, tmp_path):
-    """No secret from the environment, and the TLS artifacts in this test's own folder. Modules that
+def clean_environment(monkeypatch, controller_artifacts):
+    """No secret from the environment, and the TLS artifacts in the tests' own folder. Modules that
     plan deploys use it for every test: ``pytestmark = pytest.mark.usefixtures("clean_environment")``."""
     for name in SECRET_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(windows_tls, "ARTIFACTS_DIR", tmp_path / "artifacts")
+    monkeypatch.setattr(plan_module, "ARTIFACTS_DIR", controller_artifacts)
 
 
 def _deploy_harness() -> ModuleType:

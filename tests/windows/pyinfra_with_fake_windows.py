@@ -35,10 +35,10 @@ def main() -> None:
     WinSSHConnector._connect = fake_connect
     artifacts = os.environ.get("FAKE_WINDOWS_ARTIFACTS")
     if artifacts:
-        # Where the controller-made CA of an Apache Lounge host goes (instead of the repo's .artifacts).
-        import provisioning.windows.tls as windows_tls
+        # Where the controller-made local CA goes (instead of the repo's .artifacts).
+        import provisioning.plan as plan_module
 
-        windows_tls.ARTIFACTS_DIR = Path(artifacts)
+        plan_module.ARTIFACTS_DIR = Path(artifacts)
     sftp_log = os.environ.get("FAKE_WINDOWS_SFTP_LOG")
     if sftp_log:
         # Uploads/downloads land in a log (SFTP path, size) instead of a Windows disk.

@@ -21,23 +21,10 @@ from win_apache_fakes import APPLY_OP, SNAPSHOT_OP, Scripted, converge_apache, r
 from win_fakes import Answer, apache_lounge_machine, dry_run, laragon_machine
 from win_optest import run_op
 
-import provisioning.windows.tls as windows_tls
 from provisioning.windows import apache
-from provisioning.windows.deploy import TlsFiles, render_vhost
 from provisioning.windows.powershell import wrap_script
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
-
-
-@pytest.fixture(scope="module")
-def module_artifacts(tmp_path_factory):
-    return tmp_path_factory.mktemp("artifacts")
-
-
-@pytest.fixture(autouse=True)
-def shared_controller_ca(clean_environment, module_artifacts, monkeypatch):
-    """One controller-made CA for the whole module (openssl's RSA keys take seconds on this machine)."""
-    monkeypatch.setattr(windows_tls, "ARTIFACTS_DIR", module_artifacts)
 
 
 HTTPD = "C:/Apache24/bin/httpd.exe"
@@ -302,6 +289,7 @@ def test_the_stamp_watches_everything_the_sites_depend_on(monkeypatch):
         for path in (
             "C:\\impots\\tls\\server.pem",
             "C:\\impots\\tls\\server.key",
+            "C:\\impots\\tls\\ca.pem",
             "C:\\Apache24\\conf\\extra\\impots-flask-impots-withmysql.conf",
             "C:\\Apache24\\conf\\extra\\impots-flask-impots-withpgres.conf",
             "C:\\Apache24\\conf\\extra\\impots-date-time-server.conf",
@@ -312,6 +300,7 @@ def test_the_stamp_watches_everything_the_sites_depend_on(monkeypatch):
             "C:\\impots\\venv\\impots-mod_wsgi.stamp",
             "C:\\impots\\instance\\impots.json",
             "C:\\impots\\instance\\secrets.json",
+            "C:\\impots\\state\\data-seeded.stamp",  # touched when the seed repairs the tax data
         )
     ]
     assert "$service = 'Apache2.4'\n" in apply_state_script(windows)
@@ -322,12 +311,13 @@ def test_snapshot_comes_before_the_first_file_apache_reads(monkeypatch):
     monkeypatch.setenv("IMPOTS_PGRES_ADMIN_PASSWORD", PG_ADMIN_PASSWORD)
     planned, _ = dry_run(monkeypatch, windows, {"impots_windows_layout": "apache-lounge"})
     names = [name for name, _, _ in planned]
-    assert names.index(SNAPSHOT_OP) + 1 == names.index("TLS folder")
+    assert names.index(SNAPSHOT_OP) + 1 == names.index("TLS file C:/impots/tls/server.pem")
     assert names[-2:] == ["Hosts file block", APPLY_OP]
     snapshot = dict((name, commands) for name, commands, _ in planned)[SNAPSHOT_OP][0].get_raw_value()
     # Exactly the files Apache reads that this run writes; httpd.conf with them (its block changes).
     assert snapshot.split("\n")[1] == (
         "$files = @('C:\\impots\\tls\\server.pem', 'C:\\impots\\tls\\server.key', "
+        "'C:\\impots\\tls\\ca.pem', "
         "'C:\\Apache24\\conf\\extra\\impots-flask-impots-withmysql.conf', "
         "'C:\\Apache24\\conf\\extra\\impots-flask-impots-withpgres.conf', "
         "'C:\\Apache24\\conf\\extra\\impots-date-time-server.conf', 'C:\\Apache24\\conf\\httpd.conf')"
@@ -374,7 +364,8 @@ def test_full_run_order_snapshot_files_apply_smoke_stamp(monkeypatch, layout):
         "$expects = @('Calculez votre impôt', 'Calculez votre impôt', 'Date et heure du moment')\n" in smoke
     )
     # Both layouts: the local CA's certificate, which names every site (issue 10, point 6).
-    assert "$anchor = 'C:\\impots\\tls\\server.pem'\n$checkname = '1'\n" in smoke
+    # The anchor is the local CA (the plan's trust anchor), and each certificate must name its site.
+    assert "$anchor = 'C:\\impots\\tls\\ca.pem'\n$checkname = '1'\n" in smoke
     if layout == "laragon":
         assert f"$logs = @('{LARAGON.replace('/', chr(92))}\\logs\\flask-impots-withmysql-error.log'" in smoke
     else:
@@ -452,29 +443,21 @@ def test_interrupted_run_executes_only_the_apply(monkeypatch):
 
 
 def test_windows_vhost_has_vhost_extra_and_the_linux_tls_policy():
-    from test_win_deploy import settings_for, target_for
+    from test_win_deploy import settings_for, windows_vhost
 
     from provisioning import plan
     from provisioning.linux.platforms import DEBIAN
 
     settings = settings_for(impots_vhost_extra=["Header always set X-Robots-Tag none", "LogLevel info"])
-    target = target_for("laragon", settings)
-    text = render_vhost(target, settings, settings.sites[0]).decode()
+    text = windows_vhost("laragon", settings, settings.sites[0]).decode()
     assert (
         "    </Directory>\r\n\r\n    # impots_vhost_extra\r\n    Header always set X-Robots-Tag none\r\n"
         "    LogLevel info\r\n\r\n    ErrorLog "
     ) in text
     assert text.count("X-Robots-Tag") == 1  # the HTTPS vhost only
     assert text.index("X-Robots-Tag") > text.index("<VirtualHost *:443>")
-    assert "impots_vhost_extra" not in render_vhost(target, settings_for(), settings.sites[0]).decode()
-    linux = plan.render(
-        "vhost.conf.j2",
-        site=settings.sites[0],
-        settings=settings,
-        paths=target.paths,
-        platform=DEBIAN,
-        tls=TlsFiles("/c", "/k", None, ()),
-    )
+    assert "impots_vhost_extra" not in windows_vhost("laragon", settings_for(), settings.sites[0]).decode()
+    linux = plan.host_plan("@winssh/lab-pc", settings, DEBIAN).sites[0].vhost
 
     def tls_policy(vhost: str) -> list[str]:
         return [

@@ -124,9 +124,10 @@ def test_cli_full_run_executes_every_operation(tmp_path, layout):
     results = output[output.index("--> Results:") :]
     assert "Grand total" in results and "Error" in results
     total = next(line for line in results.splitlines() if "Grand total" in line).split()
-    # Every operation changed something; both layouts have the TLS folder, certificate, key and the CA
-    # trusted in LocalMachine Root; Apache Lounge has one less (its Redis runs); no error.
-    changed = "28" if layout == "laragon" else "27"
+    # Every operation changed something; both layouts have the plan's eight folders, the certificate,
+    # key and CA uploaded and the CA trusted in LocalMachine Root; Apache Lounge has one less (its Redis
+    # runs); no error.
+    changed = "31" if layout == "laragon" else "30"
     assert total[-3:] == [changed, "-", "-"]
     puts = [json.loads(line)[1] for line in sftp_log.read_text().splitlines()]
     vhosts = (

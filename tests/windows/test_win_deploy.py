@@ -6,17 +6,19 @@ from __future__ import annotations
 import pytest
 from win_fakes import PYTHON, apache, dry_run, laragon_machine
 
+import provisioning.plan as plan_module
+from provisioning.plan import host_plan
 from provisioning.settings import app_paths, parse_settings
+from provisioning.tls import local_ca_files
 from provisioning.windows import facts
 from provisioning.windows.deploy import (
-    TlsFiles,
     WindowsDeployError,
     WindowsTarget,
     choose_python,
     hosts_block_lines,
     httpd_block_lines,
-    render_vhost,
     ssl_listen,
+    vhost_bytes,
 )
 from provisioning.windows.platforms import (
     PlatformError,
@@ -169,12 +171,9 @@ def test_ssl_listen_detection():
 def target_for(layout: str, settings) -> WindowsTarget:
     if layout == "laragon":
         platform = laragon_platform("C:/laragon", "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17")
-        # Point 6: the local CA's certificate on Laragon too (Laragon's own names only its *.test sites).
-        tls = TlsFiles("C:/impots/tls/server.pem", "C:/impots/tls/server.key", None, ())
         conf = 'Listen 80\r\nInclude "C:/laragon/etc/apache2/httpd-ssl.conf"\r\n'
     else:
         platform = apache_lounge_platform(None)
-        tls = TlsFiles("C:/impots/tls/server.pem", "C:/impots/tls/server.key", "C:/impots/tls/ca.pem", ())
         conf = "Listen 80\r\n"
     return WindowsTarget(
         platform=platform,
@@ -184,8 +183,6 @@ def target_for(layout: str, settings) -> WindowsTarget:
         service=None if layout == "laragon" else "Apache2.4",
         reader_sids=("S-1-5-18",),
         paths=app_paths(settings),
-        instance_store="C:/impots/instance",
-        tls=tls,
         httpd_conf=conf,
     )  # fmt: skip
 
@@ -328,23 +325,36 @@ LOUNGE_VHOST = """\
 """  # noqa: E501
 
 
+def windows_vhost(layout: str, settings, site) -> bytes:
+    """The vhost file the Windows deploy writes for ``site``: the plan's text with CRLF line ends."""
+    platform = target_for(layout, settings).platform
+    return vhost_bytes(host_plan("@winssh/lab-pc", settings, platform))[platform.vhost_file(site.name)]
+
+
+def given_tls_files(with_ca: bool) -> dict:
+    """``impots_tls`` with given files (a certificate of the controller's local CA naming every site)."""
+    names = ["flask-impots-withmysql", "flask-impots-withpgres", "date-time-server"]
+    made = local_ca_files("given", names, plan_module.ARTIFACTS_DIR)
+    return {"source": "files", "cert": made.cert, "key": made.key, **({"ca": made.ca} if with_ca else {})}
+
+
 def test_laragon_vhost_exact():
+    """Point 6: the local CA's certificate on Laragon too (Laragon's own names only its *.test sites)."""
     settings = settings_for()
-    target = target_for("laragon", settings)
     site = settings.sites[1]
     assert (
-        target.platform.vhost_file(site.name)
+        target_for("laragon", settings).platform.vhost_file(site.name)
         == "C:/laragon/etc/apache2/sites-enabled/flask-impots-withpgres.conf"
     )
-    assert render_vhost(target, settings, site) == LARAGON_VHOST.replace("\n", "\r\n").encode()
+    assert windows_vhost("laragon", settings, site) == LARAGON_VHOST.replace("\n", "\r\n").encode()
 
 
 def test_apache_lounge_vhost_exact():
-    settings = settings_for(impots_windows_layout="apache-lounge")
+    settings = settings_for(impots_windows_layout="apache-lounge", impots_tls=given_tls_files(with_ca=True))
     target = target_for("apache-lounge", settings)
     site = settings.sites[2]
     assert target.platform.vhost_file(site.name) == "C:/Apache24/conf/extra/impots-date-time-server.conf"
-    assert render_vhost(target, settings, site) == LOUNGE_VHOST.replace("\n", "\r\n").encode()
+    assert windows_vhost("apache-lounge", settings, site) == LOUNGE_VHOST.replace("\n", "\r\n").encode()
 
 
 def test_vhost_files_are_never_named_auto():

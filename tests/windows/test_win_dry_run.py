@@ -28,11 +28,14 @@ from provisioning.windows.tls import certificate_thumbprint
 LARAGON_OPS = [
     "Install root",
     "Install root: Administrators, SYSTEM and Apache only",
+    "Folder C:/impots/bin",
     "Folder C:/impots/releases",
+    "Folder C:/impots/www",
     "Folder C:/impots/instance",
     "Folder C:/impots/instance/logs",
-    "Folder C:/impots/www",
-    "Logs writable by Apache",
+    "Writable by Apache: C:/impots/instance/logs",
+    "Folder C:/impots/tls",
+    "Folder C:/impots/state",
     "Virtual environment",
     "App requirements",
     "mod_wsgi built for this Apache",
@@ -44,9 +47,9 @@ LARAGON_OPS = [
     "PostgreSQL database and role",
     "Schema and data (impots.db.seed)",
     "Apache configuration snapshot",
-    "TLS folder",
     "TLS file C:/impots/tls/server.pem",
     "TLS file C:/impots/tls/server.key",
+    "TLS file C:/impots/tls/ca.pem",
     "Local CA trusted by Windows (LocalMachine Root)",
     "Vhost flask-impots-withmysql",
     "Vhost flask-impots-withpgres",
@@ -58,12 +61,12 @@ LARAGON_OPS = [
 # Apache Lounge: Redis already runs (nothing of Laragon's to start); the PostgreSQL superuser's password is
 # given (IMPOTS_PGRES_ADMIN_PASSWORD), so it passes through an Administrators-only folder.
 LOUNGE_OPS = (
-    LARAGON_OPS[:13]
+    LARAGON_OPS[:16]
     + [
         "Folder for database administrator passwords",
         "Database administrator folder: Administrators and SYSTEM only",
     ]
-    + LARAGON_OPS[14:]
+    + LARAGON_OPS[17:]
 )
 PG_ADMIN_PASSWORD = "Postgres-Admin-Secret-7"
 SEED_PATHS = {
@@ -148,6 +151,9 @@ def test_laragon_full_plan(monkeypatch):
     assert "$client = 'C:\\Program Files\\PostgreSQL\\16\\bin\\psql.exe'\n" in postgres[0]
     assert "-U postgres -d postgres" in postgres[0]
     seeds = scripts(by_name["Schema and data (impots.db.seed)"])
+    # After seeding, the data stamp the Apache transaction watches (repaired data needs a restart).
+    assert assigned(seeds[-1], "seeded") == "C:\\impots\\state\\data-seeded.stamp"
+    assert "[IO.File]::WriteAllText($seeded" in seeds.pop()
     assert [assigned(seed, "arguments") for seed in seeds] == [
         "-m impots.db.seed mysql",
         "-m impots.db.seed pgres",
@@ -174,7 +180,7 @@ def test_apache_lounge_full_plan(monkeypatch):
     acl = scripts(by_name["Install root: Administrators, SYSTEM and Apache only"])[0]
     assert "$grants = @('*S-1-5-18:(OI)(CI)F', '*S-1-5-32-544:(OI)(CI)F')" in acl
     uploads = by_name["TLS file C:/impots/tls/server.pem"]
-    assert uploads[0].src.endswith("windows-tls/server.pem")
+    assert uploads[0].src.endswith("/server.pem") and "/local-ca/certs/" in uploads[0].src
 
     # The superuser's password travels over SFTP into the Administrators-only folder, never in a script.
     admin_acl = scripts(by_name["Database administrator folder: Administrators and SYSTEM only"])[0]

@@ -134,7 +134,7 @@ def test_4_laragon_grants_the_desktop_user_and_named_accounts(monkeypatch):
     acl = scripts(steps["Install root: Administrators, SYSTEM and Apache only"])[0]
     assert f"'*{DESKTOP_SID}:(OI)(CI)RX'" in acl and f"'*{teacher}:(OI)(CI)RX'" in acl
     assert ADMIN_SID not in acl  # the SSH account does not run Laragon's Apache
-    logs = scripts(steps["Logs writable by Apache"])[0]
+    logs = scripts(steps["Writable by Apache: C:/impots/instance/logs"])[0]
     assert f"'*{DESKTOP_SID}:(OI)(CI)M'" in logs and f"'*{teacher}:(OI)(CI)M'" in logs
     secrets = scripts(steps["Secrets file (ACL)"])[0]
     assert f"'*{DESKTOP_SID}:R', '*{teacher}:R'" in secrets
@@ -210,7 +210,7 @@ def test_6_laragon_uses_the_local_ca_and_trusts_it(monkeypatch):
     body = steps["Vhost flask-impots-withmysql"][0].src.getvalue().decode()
     assert 'SSLCertificateFile "C:/impots/tls/server.pem"' in body and "laragon.crt" not in body
     trust = steps["Local CA trusted by Windows (LocalMachine Root)"]
-    assert trust[0].dest == "C:/impots/tls/impots-ca.pem" and trust[0].src.endswith("windows-tls/ca.pem")
+    assert trust[0].dest == "C:/impots/tls/impots-ca.pem" and trust[0].src.endswith("lab-pc/impots-ca.pem")
     assert "Cert:\\LocalMachine\\Root" in trust[1].get_raw_value()
 
 
