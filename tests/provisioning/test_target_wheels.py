@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from packaging.specifiers import SpecifierSet
 
-from provisioning.linux.deploy import MOD_WSGI_VERSION
 from provisioning.linux.platforms import UnsupportedPlatform, for_target, platform_record, supported_target
+from provisioning.settings import MOD_WSGI_VERSIONS
 from provisioning.targets import (
     LINUX_TARGETS,
     MIN_PYTHON,
@@ -75,7 +75,8 @@ def test_pinned_app_requirements_resolve_as_wheels(
     assert got == pinned
 
 
-def test_mod_wsgi_accepts_every_targets_python() -> None:
+@pytest.mark.parametrize("version", MOD_WSGI_VERSIONS)  # the default pin and the 5.0 fallback
+def test_mod_wsgi_accepts_every_targets_python(version: str) -> None:
     # Only an sdist exists (pip download --only-binary cannot resolve it): check its Requires-Python as
     # the index publishes it (PEP 691 JSON of the simple index, what pip itself reads).
     request = urllib.request.Request(
@@ -83,12 +84,8 @@ def test_mod_wsgi_accepts_every_targets_python() -> None:
     )
     context = ssl.create_default_context(cafile=str(SYSTEM_CERTS) if SYSTEM_CERTS.exists() else None)
     with urllib.request.urlopen(request, timeout=60, context=context) as response:
-        files = [
-            f
-            for f in json.load(response)["files"]
-            if f["filename"].startswith(f"mod_wsgi-{MOD_WSGI_VERSION}.")
-        ]
-    assert [f["filename"] for f in files] == [f"mod_wsgi-{MOD_WSGI_VERSION}.tar.gz"]
+        files = [f for f in json.load(response)["files"] if f["filename"].startswith(f"mod_wsgi-{version}.")]
+    assert [f["filename"] for f in files] == [f"mod_wsgi-{version}.tar.gz"]
     accepts = SpecifierSet(files[0].get("requires-python") or "")
     pythons = {target.python for target in LINUX_TARGETS} | set(WINDOWS_PYTHON_VERSIONS)
     assert [v for v in sorted(pythons) if f"{python_version_text(v)}.0" not in accepts] == []
