@@ -141,9 +141,11 @@ def run_pyinfra(fleet: Fleet, *extra: str, timeout: float = 900) -> FleetRun:
     return FleetRun(proc.returncode, proc.stdout, re.sub(r"\x1b\[[0-9;]*m", "", proc.stderr), seconds, report)
 
 
-def site_checks(fleet: Fleet, host: str, json_flow: bool = True, ca_of: str | None = None) -> dict[str, Any]:
+def site_checks(
+    fleet: Fleet, host: str, json_flow: bool = True, ca_file: Path | None = None
+) -> dict[str, Any]:
     """site_checks.py for one host, run inside the fleet's namespace: {site: "ok" | problem}."""
-    ca = REPO / ".artifacts" / (ca_of or host) / "impots-ca.pem"
+    ca = ca_file or REPO / ".artifacts" / host / "impots-ca.pem"
     args = [sys.executable, str(SITE_CHECKS), fleet.address(host), str(ca)]
     proc = subprocess.run(
         fleet.in_switch([*args, *(["--json-flow"] if json_flow else [])]),
