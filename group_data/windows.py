@@ -36,7 +36,7 @@ impots_install_root = "C:/impots"
 # impots_windows_apache_accounts = ["LAB\\student", ".\\labuser"]
 
 # --- Which Python builds the venv ---
-# None: the newest Python 3.9+ installed by python.org's installer whose bitness matches Apache's
+# None: the newest 64-bit Python 3.11+ installed by python.org's installer (Apache must be 64-bit too)
 # (install "for all users": C:/Program Files/Python3xx). Or a path such as
 # "C:/Program Files/Python311/python.exe".
 # impots_windows_python = None
