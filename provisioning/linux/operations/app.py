@@ -105,13 +105,6 @@ def secret_digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-class MaskedSecrets(dict):
-    """A dict of secrets whose repr never shows the values (operation arguments may be printed)."""
-
-    def __repr__(self) -> str:
-        return "{" + ", ".join(f"{key!r}: '***'" for key in self) + "}"
-
-
 @operation()
 def secrets_file(
     helper: str,
