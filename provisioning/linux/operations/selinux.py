@@ -1,4 +1,11 @@
-"""SELinux on the RHEL family: booleans and file contexts that let httpd run the app."""
+"""SELinux on the RHEL family: booleans and file contexts that let httpd run the app.
+
+The deploy's rules, from the RHEL ``httpd_selinux`` policy: the install root (app, releases, instance,
+venv) is ``httpd_sys_content_t`` (read-only for httpd); the log folder is ``httpd_sys_rw_content_t`` (the
+app appends to its log); the venv's shared objects (mod_wsgi itself, psycopg2's, ...) are ``lib_t``,
+because ``httpd_t`` may read and map ``httpd_sys_content_t`` but not map it executable, which ``dlopen``
+needs, while every domain may use shared libraries labelled ``lib_t``.
+"""
 
 from __future__ import annotations
 
@@ -33,12 +40,7 @@ def selinux_configured(
       modified (``-m``) when they name another type
     + relabel: folders to ``restorecon -R`` when a rule changed or a label there differs from the rules
 
-    The deploy's rules, from the RHEL ``httpd_selinux`` policy: the install root (app, releases,
-    instance, venv) is ``httpd_sys_content_t`` (read-only for httpd); the log folder is
-    ``httpd_sys_rw_content_t`` (the app appends to its log); the venv's shared objects (mod_wsgi itself,
-    psycopg2's, ...) are ``lib_t``, because ``httpd_t`` may read and map ``httpd_sys_content_t`` but not
-    map it executable, which ``dlopen`` needs, while every domain may use shared libraries labelled
-    ``lib_t``. Nothing at all happens on Debian or where SELinux is disabled or absent.
+    Nothing at all happens on Debian or where SELinux is disabled or absent (see the module docstring).
 
     **Example:**
 
