@@ -64,6 +64,8 @@ change it for one host. Values are checked before anything runs: a mistake stops
 # impots_tls = {"source": "files", "cert": "certs/lab.pem", "key": "certs/lab.key", "ca": "certs/ca.pem"}
 # Strict-Transport-Security max-age sent by every HTTPS vhost, in seconds (0 tells browsers to forget it).
 # impots_hsts_max_age = 31536000
+# Seconds a run waits while another deploy holds the host (Linux), before it stops naming that run.
+# impots_lock_wait = 120
 
 # --- Network ---
 # Address Apache listens on (80 and 443); "*" for every interface (to reach the sites from other machines).

@@ -23,6 +23,7 @@ from provisioning.linux.operations.app import app_release, app_venv, mod_wsgi_in
 from provisioning.linux.operations.content import files_present, folders_present
 from provisioning.linux.operations.databases import database_seeded, mysql_database, postgresql_database
 from provisioning.linux.operations.hosts import hosts_block
+from provisioning.linux.operations.lock import deploy_lock_released, deploy_lock_taken
 from provisioning.linux.operations.selinux import selinux_configured
 from provisioning.linux.operations.system import (
     line_commented_out,
@@ -64,6 +65,7 @@ def deploy_linux(settings: Settings) -> None:
     files = (app_files(plan), apache_files(plan))
     prefetch(state.queries(plan, init, files, apply_arguments(plan, init), database_query(plan)))
 
+    deploy_lock_taken(name="Deploy lock (one run at a time on this host)", wait=settings.lock_wait)
     packages_installed(
         name="Packages (Apache, build tools, databases)",
         platform=platform.family,
@@ -85,6 +87,7 @@ def deploy_linux(settings: Settings) -> None:
         name=f"Apache {platform.apache_service}: configtest, (re)load, smoke check",
         **apply_arguments(plan, init),
     )
+    deploy_lock_released(name="Deploy lock released")
 
 
 def _checked_platform(settings: Settings, target: dict) -> LinuxPlatform:

@@ -185,6 +185,7 @@ class Settings(BaseModel):
     mod_wsgi_version: one_of(*MOD_WSGI_VERSIONS) = MOD_WSGI_VERSIONS[0]
     tls: TlsSettings = TlsSettings("local-ca")
     hsts_max_age: integer(0) = 31536000
+    lock_wait: integer(0, 3600) = 120  # seconds a run waits for another deploy of the same host
     database: DatabaseSettings = DatabaseSettings()
     mysql_password: Secret = None
     pgres_password: Secret = None
