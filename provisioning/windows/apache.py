@@ -275,30 +275,25 @@ function Test-ApacheAlive {
 }
 """
 
-# Laragon has no service: its tray (re)starts Apache as the desktop user, in the desktop session. An
-# httpd started by this SSH session would die with it (Windows OpenSSH closes the session's job object)
-# or, started through WMI, run as the SSH account in session 0: unknown to the tray (its Start/Reload
-# then fails on ports in use) and unable to load mod_wsgi after a reboot if only that account was
-# granted. A scheduled task with an interactive principal runs httpd.exe as the desktop user, in that
-# user's session, as if Laragon had started it; the task is kept (overwritten with -Force each run).
-_START_AS_DESKTOP_USER = r"""
-function Get-OurHttpd {
-    return @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'httpd.exe'" |
-        Where-Object { $_.ExecutablePath -eq $httpd })
-}
+# Processes started from an SSH session die with it (Windows OpenSSH closes the session's job object),
+# so httpd is started through WMI (Win32_Process.Create), outside the session's job.
+_START_PROCESS = r"""
+$script:started = 0
 function Start-Apache {
-    $running = Get-OurHttpd
+    $running = @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'httpd.exe'" |
+        Where-Object { $_.ExecutablePath -eq $httpd })
     foreach ($p in $running) { Stop-Process -Id $p.ProcessId -Force -ErrorAction SilentlyContinue }
     foreach ($p in $running) { Wait-Process -Id $p.ProcessId -Timeout 30 -ErrorAction SilentlyContinue }
-    $action = New-ScheduledTaskAction -Execute $httpd -WorkingDirectory (Split-Path -Parent $httpd)
-    $principal = New-ScheduledTaskPrincipal -UserId $desktopuser -LogonType Interactive -RunLevel Limited
-    $options = New-ScheduledTaskSettingsSet -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries `
-        -ExecutionTimeLimit ([TimeSpan]::Zero)
-    $null = Register-ScheduledTask -TaskName $task -Action $action -Principal $principal `
-        -Settings $options -Force
-    Start-ScheduledTask -TaskName $task
+    $arguments = @{ CommandLine = '"' + $httpd + '"'; CurrentDirectory = (Split-Path -Parent $httpd) }
+    $created = Invoke-CimMethod -ClassName Win32_Process -MethodName Create -Arguments $arguments
+    if ($created.ReturnValue -ne 0) {
+        throw "could not start $httpd (Win32_Process.Create returned $($created.ReturnValue))"
+    }
+    $script:started = [int]$created.ProcessId
 }
-function Test-ApacheAlive { return ((Get-OurHttpd).Count -gt 0) }
+function Test-ApacheAlive {
+    return [bool](Get-Process -Id $script:started -ErrorAction SilentlyContinue)
+}
 """
 
 # "Stays up": running and accepting TLS connections on 443 twice, $settle seconds apart, within
@@ -341,29 +336,12 @@ Write-Output "Apache restarted: ${address}:443 answers"
 """
 
 
-# The one scheduled task that starts Laragon's httpd as the desktop user.
-STARTER_TASK = "impots - start Laragon httpd as the desktop user"
-
-
 def apply_script(
-    httpd: str,
-    service: str | None,
-    snapshot: str,
-    address: str,
-    error_log: str,
-    desktop_user: str | None = None,
-    timeout: int = 30,
+    httpd: str, service: str | None, snapshot: str, address: str, error_log: str, timeout: int = 30
 ) -> str:
     """``httpd -t`` (restore the snapshot and stop on failure), then the restart and the stay-up check
-    (restore the snapshot and start Apache again on failure). Apache is a service, or Laragon's process
-    started as ``desktop_user``."""
-    if service:
-        start = ps_assign(service=service) + _START_SERVICE.lstrip("\n")
-    elif desktop_user:
-        start = ps_assign(desktopuser=desktop_user, task=STARTER_TASK) + _START_AS_DESKTOP_USER.lstrip("\n")
-    else:
-        # The prerequisites refuse a Laragon host whose tray is not running; this guards other callers.
-        raise ValueError(f"{httpd}: no Windows service and no desktop user to start Apache as")
+    (restore the snapshot and start Apache again on failure)."""
+    start = ps_assign(service=service) + _START_SERVICE.lstrip("\n") if service else _START_PROCESS
     return (
         ps_assign(
             httpd=win_path(httpd),
@@ -519,7 +497,6 @@ def apache_applied(
     error_log: str,
     tls_anchor: str,
     check_name: bool = True,
-    desktop_user: str | None = None,
 ):
     """
     Make the running Apache serve the written configuration: when it is stopped, or any watched path is
@@ -537,7 +514,6 @@ def apache_applied(
     + error_log: Apache's main error log (its tail is shown when Apache does not stay up)
     + tls_anchor: the CA file, or the certificate itself, that the sites' certificates must chain to
     + check_name: the certificate must name each site (off for a certificate the deploy did not make)
-    + desktop_user: ``PC\\user`` running Laragon's tray: without a service, httpd is started as that user
 
     .. code:: python
 
@@ -554,7 +530,7 @@ def apache_applied(
     if state["running"] and not state["changed"]:
         host.noop("Apache is already running with this configuration")
         return
-    yield apply_script(httpd, service, snapshot, address, error_log, desktop_user)
+    yield apply_script(httpd, service, snapshot, address, error_log)
     if smoke_checks:
         yield smoke_script(smoke_checks, address, tls_anchor, check_name)
     yield finish_script(snapshot, stamp)

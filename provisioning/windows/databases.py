@@ -604,7 +604,7 @@ $null = [IO.Directory]::CreateDirectory((Split-Path -Parent $seeded))
 
 # --- Redis ---------------------------------------------------------------------------------------------
 
-# Started through WMI: a process started from the SSH session dies with it (Redis has no session to join).
+# Started through WMI like Laragon's httpd: a process started from the SSH session dies with it.
 _START_REDIS = r"""
 $command = '"' + $server + '" --bind ' + $address + ' --port ' + $port
 $arguments = @{ CommandLine = $command; CurrentDirectory = (Split-Path -Parent $server) }

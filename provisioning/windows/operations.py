@@ -479,7 +479,156 @@ def secrets_file(
     )
 
 
-# --- Apache: the transaction (configtest, restart, stay-up, smoke, stamp) is in apache.py ---------
+# --- Apache ------------------------------------------------------------------------------------------
+
+_CONFIG_TEST = r"""
+& { $ErrorActionPreference = 'Continue'; & $httpd -t }
+if ($LASTEXITCODE -ne 0) { throw "httpd -t failed: Apache keeps running its previous configuration" }
+"""
+
+_RESTART_SERVICE = r"""
+Restart-Service -Name $service
+"""
+
+_STOP_PROCESSES = r"""
+$running = @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'httpd.exe'" |
+    Where-Object { $_.ExecutablePath -eq $httpd })
+foreach ($p in $running) { Stop-Process -Id $p.ProcessId -Force -ErrorAction SilentlyContinue }
+foreach ($p in $running) { Wait-Process -Id $p.ProcessId -Timeout 30 -ErrorAction SilentlyContinue }
+"""
+
+# Processes started from an SSH session die with it (Windows OpenSSH closes the session's job object),
+# so httpd is started through WMI (Win32_Process.Create), outside the session's job.
+_START_DETACHED = r"""
+$arguments = @{ CommandLine = '"' + $httpd + '"'; CurrentDirectory = (Split-Path -Parent $httpd) }
+$started = Invoke-CimMethod -ClassName Win32_Process -MethodName Create -Arguments $arguments
+if ($started.ReturnValue -ne 0) {
+    throw "could not start $httpd (Win32_Process.Create returned $($started.ReturnValue))"
+}
+"""
+
+# Laragon: its tray (re)starts Apache as the desktop user, in the desktop session; an httpd started by
+# this SSH session's account in session 0 would be unknown to it (and a later Start/Reload would fail
+# on ports in use). A scheduled task with an interactive principal runs httpd.exe as that user, in that
+# user's session, as if Laragon had started it.
+_START_AS_DESKTOP_USER = r"""
+$action = New-ScheduledTaskAction -Execute $httpd -WorkingDirectory (Split-Path -Parent $httpd)
+$principal = New-ScheduledTaskPrincipal -UserId $desktopuser -LogonType Interactive -RunLevel Limited
+$options = New-ScheduledTaskSettingsSet -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries `
+    -ExecutionTimeLimit ([TimeSpan]::Zero)
+$null = Register-ScheduledTask -TaskName $task -Action $action -Principal $principal -Settings $options -Force
+Start-ScheduledTask -TaskName $task
+"""
+
+# Restart-Service returns once the service reported "running"; Apache may still die on a module or a
+# certificate a moment later. Success is the service (or process) still up and the HTTPS port answering.
+_CHECK_UP = r"""
+$up = $false
+foreach ($attempt in 1..20) {
+    Start-Sleep -Seconds 1
+    $client = New-Object Net.Sockets.TcpClient
+    try { $up = $client.ConnectAsync($probehost, [int]$probeport).Wait(1000) -and $client.Connected }
+    catch { $up = $false }
+    $client.Close()
+    if ($up) { break }
+}
+Start-Sleep -Seconds 2
+"""
+_CHECK_SERVICE = r"""
+$status = [string](Get-Service -Name $service).Status
+if ($status -ne 'Running') { throw "service $service is $status after the restart: see $errorlog" }
+"""
+_CHECK_PROCESS = r"""
+$alive = @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'httpd.exe'" |
+    Where-Object { $_.ExecutablePath -eq $httpd })
+if (-not $alive) { throw "$httpd exited at start-up: see $errorlog" }
+"""
+_CHECK_PORT = r"""
+if (-not $up) { throw "Apache does not answer on ${probehost}:$probeport after the restart: see $errorlog" }
+"""
+
+STARTER_TASK = "impots - start Laragon httpd as the desktop user"
+
+
+def _probe_parts(probe: str) -> tuple[str, str]:
+    address, _, port = probe.rpartition(":")
+    return address.strip("[]"), port
+
+
+def _restart_script(
+    httpd: str, service: str | None, error_log: str, probe: str, desktop_user: str | None
+) -> str:
+    probe_host, probe_port = _probe_parts(probe)
+    script = ps_assign(
+        httpd=win_path(httpd), errorlog=win_path(error_log), probehost=probe_host, probeport=probe_port
+    )
+    script += _CONFIG_TEST.lstrip()
+    if service:
+        script += ps_assign(service=service) + _RESTART_SERVICE.lstrip() + _CHECK_UP.lstrip()
+        return script + _CHECK_SERVICE.lstrip() + _CHECK_PORT.lstrip()
+    script += _STOP_PROCESSES.lstrip()
+    if desktop_user:
+        script += ps_assign(desktopuser=desktop_user, task=STARTER_TASK) + _START_AS_DESKTOP_USER.lstrip()
+    else:
+        script += _START_DETACHED.lstrip()
+    return script + _CHECK_UP.lstrip() + _CHECK_PROCESS.lstrip() + _CHECK_PORT.lstrip()
+
+
+@operation(is_idempotent=False, idempotent_notice="Use _if= so that Apache restarts only after a change")
+def apache_restart(
+    httpd: str,
+    service: str | None,
+    error_log: str,
+    probe: str = "127.0.0.1:443",
+    desktop_user: str | None = None,
+):
+    """
+    Check the configuration (``httpd -t``), then restart Apache: ``Restart-Service`` when it runs as a
+    service, else stop its processes and start httpd.exe again (Laragon: as its desktop user, in that
+    user's session). A failed check stops here and leaves the running Apache on its old configuration.
+    Success only when, a few seconds later, the service (or process) still runs and ``probe`` answers.
+
+    + httpd: path of httpd.exe
+    + service: the Windows service running it, or ``None``
+    + error_log: named in the error when Apache does not stay up
+    + probe: ``address:port`` that must accept a connection (the HTTPS port)
+    + desktop_user: ``PC\\user`` who runs Laragon (httpd is started as that user), or ``None``
+
+    .. code:: python
+
+        apache_restart(httpd="C:/Apache24/bin/httpd.exe", service="Apache2.4",
+                       error_log="C:/Apache24/logs/error.log", _if=any_changed(vhost, block))
+    """
+    yield _restart_script(httpd, service, error_log, probe, desktop_user)
+
+
+@operation()
+def apache_running(
+    httpd: str,
+    service: str | None,
+    error_log: str,
+    probe: str = "127.0.0.1:443",
+    desktop_user: str | None = None,
+):
+    """
+    Start Apache when it is not running (same paths and checks as ``apache_restart``).
+
+    .. code:: python
+
+        apache_running(httpd="C:/Apache24/bin/httpd.exe", service="Apache2.4",
+                       error_log="C:/Apache24/logs/error.log")
+    """
+    runtime = host.get_fact(facts.HttpdRuntime, httpd=httpd)
+    if service:
+        states = [s["state"] for s in runtime["services"] if s["name"] == service]
+        if states and states[0] == "Running":
+            host.noop(f"service {service} is already running")
+            return
+    elif runtime["processes"]:
+        host.noop(f"{httpd} is already running")
+        return
+    yield _restart_script(httpd, service, error_log, probe, desktop_user)
+
 
 _IMPORT_ROOT_CA = r"""
 $null = Import-Certificate -FilePath $p -CertStoreLocation 'Cert:\LocalMachine\Root'

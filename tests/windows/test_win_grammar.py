@@ -9,10 +9,9 @@ import inspect
 import pytest
 from ps_grammar import grammar_errors
 from ps_lint import lint
-from pyinfra.api.util import get_kwargs_str
 from win_optest import run_op
 
-from provisioning.windows import apache, facts
+from provisioning.windows import facts
 from provisioning.windows import operations as ops
 from provisioning.windows.powershell import STDIN_LOADER, wrap_script
 
@@ -45,20 +44,6 @@ def fact_scripts(path: str) -> list[str]:
         parameters = list(inspect.signature(cls.command).parameters)[1:]
         found.append(cls().command(**{name: values[name] for name in parameters if name in values}))
     return found
-
-
-def applied_state(httpd: str, service: str | None) -> dict:
-    """The Apache transaction's state fact: Apache stopped, so every script of the transaction is built."""
-    key = get_kwargs_str({"httpd": httpd, "service": service, "stamp": "C:/s/stamp", "paths": ["C:/a"]})
-    return {"apache.ApacheApplyState": {key: {"running": False, "stamp": None, "changed": []}}}
-
-
-def applied_args(path: str, httpd: str) -> dict:
-    check = {"name": "date-time-server", "url": "https://date-time-server/", "expect": "Date",
-             "error_log": f"{path}/e.log"}  # fmt: skip
-    return {"httpd": httpd, "stamp": "C:/s/stamp", "snapshot": f"{path}/snap", "watched": ["C:/a"],
-            "smoke_checks": [check], "address": "127.0.0.1", "error_log": f"{path}/e.log",
-            "tls_anchor": f"{path}/ca.pem"}  # fmt: skip
 
 
 def operation_scripts(path: str, tmp_path) -> list[str]:
@@ -99,16 +84,12 @@ def operation_scripts(path: str, tmp_path) -> list[str]:
             {"path": f"{path}/s.json", "given": {}, "generate": ["secret_key"], "reader_sid": ["S-1-5-21-1"]},
         ),
         (
-            apache.apache_applied,
-            applied_state(f"{path}/httpd.exe", None),
-            {**applied_args(path, f"{path}/httpd.exe"), "service": None,
-             "desktop_user": "PC\\O'Brien ’é’ $x`&"},
+            ops.apache_restart,
+            {},
+            {"httpd": f"{path}/httpd.exe", "service": None, "error_log": f"{path}/e.log",
+             "desktop_user": "PC\\O'Brien ’é’"},
         ),
-        (
-            apache.apache_applied,
-            applied_state(f"{path}/h.exe", "Apache ’2.4’"),
-            {**applied_args(path, f"{path}/h.exe"), "service": "Apache ’2.4’"},
-        ),
+        (ops.apache_restart, {}, {"httpd": f"{path}/h.exe", "service": "Apache ’2.4’", "error_log": path}),
     ]  # fmt: skip
     found = []
     for op, op_facts, kwargs in runs:

@@ -432,6 +432,114 @@ LOUNGE_HTTPD = "C:/Apache24/bin/httpd.exe"
 LARAGON_HTTPD = "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17/bin/httpd.exe"
 
 
+def test_restart_as_service():
+    commands, _ = run_op(
+        ops.apache_restart,
+        {},
+        httpd=LOUNGE_HTTPD,
+        service="Apache2.4",
+        error_log="C:/Apache24/logs/error.log",
+    )
+    # Point 10: success only when the service is still running and 443 answers after the restart.
+    assert commands == [
+        "$httpd = 'C:\\Apache24\\bin\\httpd.exe'\n"
+        "$errorlog = 'C:\\Apache24\\logs\\error.log'\n"
+        "$probehost = '127.0.0.1'\n"
+        "$probeport = '443'\n"
+        "& { $ErrorActionPreference = 'Continue'; & $httpd -t }\n"
+        "if ($LASTEXITCODE -ne 0) { "
+        'throw "httpd -t failed: Apache keeps running its previous configuration" }\n'
+        "$service = 'Apache2.4'\n"
+        "Restart-Service -Name $service\n"
+        "$up = $false\n"
+        "foreach ($attempt in 1..20) {\n"
+        "    Start-Sleep -Seconds 1\n"
+        "    $client = New-Object Net.Sockets.TcpClient\n"
+        "    try { $up = $client.ConnectAsync($probehost, [int]$probeport).Wait(1000) -and "
+        "$client.Connected }\n"
+        "    catch { $up = $false }\n"
+        "    $client.Close()\n"
+        "    if ($up) { break }\n"
+        "}\n"
+        "Start-Sleep -Seconds 2\n"
+        "$status = [string](Get-Service -Name $service).Status\n"
+        "if ($status -ne 'Running') { "
+        'throw "service $service is $status after the restart: see $errorlog" }\n'
+        'if (-not $up) { throw "Apache does not answer on ${probehost}:$probeport after the restart: '
+        'see $errorlog" }'
+    ]
+    assert_scripts_lint_clean(commands)
+
+
+def test_restart_as_process_laragon():
+    commands, _ = run_op(
+        ops.apache_restart,
+        {},
+        httpd=LARAGON_HTTPD,
+        service=None,
+        error_log="C:/laragon/bin/apache/x/logs/error.log",
+    )
+    script = commands[0]
+    assert script.startswith(
+        "$httpd = 'C:\\laragon\\bin\\apache\\httpd-2.4.62-240904-win64-VS17\\bin\\httpd.exe'\n"
+    )
+    assert (
+        "$probehost = '127.0.0.1'\n$probeport = '443'\n& { $ErrorActionPreference = 'Continue'; & $httpd -t }"
+        in script
+    )
+    assert script.endswith(
+        'if (-not $alive) { throw "$httpd exited at start-up: see $errorlog" }\n'
+        'if (-not $up) { throw "Apache does not answer on ${probehost}:$probeport after the restart: '
+        'see $errorlog" }'
+    )
+    assert script.index("& $httpd -t") < script.index("Stop-Process")
+    assert "Invoke-CimMethod -ClassName Win32_Process -MethodName Create -Arguments $arguments" in script
+    assert "Restart-Service" not in script
+    assert_scripts_lint_clean(commands)
+
+
+def test_apache_running_noop_and_start():
+    runtime = {"services": [], "processes": [{"pid": 1, "owner_sid": USER}]}
+    facts = {"facts.HttpdRuntime": {f"httpd={LARAGON_HTTPD}": runtime}}
+    commands, noop = run_op(ops.apache_running, facts, httpd=LARAGON_HTTPD, service=None, error_log="e")
+    assert commands == []
+    assert noop == f"{LARAGON_HTTPD} is already running"
+    facts = {"facts.HttpdRuntime": {f"httpd={LARAGON_HTTPD}": {"services": [], "processes": []}}}
+    commands, _ = run_op(ops.apache_running, facts, httpd=LARAGON_HTTPD, service=None, error_log="e")
+    assert "Win32_Process -MethodName Create" in commands[0]
+    stopped = {
+        "services": [{"name": "Apache2.4", "state": "Stopped", "account_sid": "S-1-5-18"}],
+        "processes": [],
+    }
+    facts = {"facts.HttpdRuntime": {f"httpd={LOUNGE_HTTPD}": stopped}}
+    commands, _ = run_op(ops.apache_running, facts, httpd=LOUNGE_HTTPD, service="Apache2.4", error_log="e")
+    assert "Restart-Service -Name $service\n" in commands[0]
+    assert commands[0].endswith('after the restart: see $errorlog" }')
+
+
+def test_restart_on_laragon_runs_httpd_as_the_desktop_user():
+    """Point 4: Laragon's Apache is restarted as Laragon's desktop user, in that user's session (a
+    scheduled task with an interactive principal), never as the SSH account in session 0 (WMI)."""
+    commands, _ = run_op(
+        ops.apache_restart,
+        {},
+        httpd=LARAGON_HTTPD,
+        service=None,
+        error_log="C:/laragon/bin/apache/x/logs/error.log",
+        desktop_user="LAB-PC\\eleve",
+    )
+    script = commands[0]
+    assert "$desktopuser = 'LAB-PC\\eleve'\n" in script
+    assert (
+        "$principal = New-ScheduledTaskPrincipal -UserId $desktopuser -LogonType Interactive "
+        "-RunLevel Limited" in script
+    )
+    assert "Start-ScheduledTask -TaskName $task" in script
+    assert "Win32_Process -MethodName Create" not in script
+    assert script.index("Stop-Process") < script.index("Start-ScheduledTask") < script.index("$alive")
+    assert_scripts_lint_clean(commands)
+
+
 def test_trusted_root_ca_imports_once(tmp_path):
     """Point 6: the local CA is put in LocalMachine Root, compared by thumbprint (no-op when there)."""
     import subprocess

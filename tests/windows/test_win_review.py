@@ -138,7 +138,8 @@ def test_4_laragon_grants_the_desktop_user_and_named_accounts(monkeypatch):
     assert f"'*{DESKTOP_SID}:(OI)(CI)M'" in logs and f"'*{teacher}:(OI)(CI)M'" in logs
     secrets = scripts(steps["Secrets file (ACL)"])[0]
     assert f"'*{DESKTOP_SID}:R', '*{teacher}:R'" in secrets
-    # Apache is started as that user by the transaction: test_win_apache_transaction.py.
+    # The restart as that user is operations.apache_restart(desktop_user=...) (test_win_operations);
+    # the Apache transaction (provisioning/windows/apache.py) is to call it: see the report.
 
 
 def test_4_unknown_named_account_and_laragon_not_running(monkeypatch):
