@@ -84,6 +84,11 @@ class TargetPaths(AppPaths):
         return f"{self.state_dir}/data-seeded.stamp"
 
     @property
+    def seeder_secrets(self) -> str:
+        """Passwords of the seeding accounts (root only: the app's accounts may only read)."""
+        return f"{self.state_dir}/seeder-secrets.json"
+
+    @property
     def instance_config(self) -> str:
         return f"{self.instance_dir}/impots.json"
 

@@ -103,21 +103,42 @@ def secrets_merge(
 
 
 def database_state(
-    helper: str, secrets: str, database: str, user: str, dbms: list[str], venv: str, app: str
+    helper: str,
+    secrets: str,
+    database: str,
+    user: str,
+    dbms: list[str],
+    venv: str,
+    app: str,
+    seeder_secrets: str,
 ) -> HelperCall:
     """Query: the accounts of each DBMS in ``dbms`` and the app's seed ``--check`` exit codes."""
     arguments = {"secrets": secrets, "database": database, "user": user, "dbms": list(dbms)}
-    return HelperCall(helper, "db-state", {**arguments, "venv": venv, "app": app})
+    return HelperCall(
+        helper, "db-state", {**arguments, "venv": venv, "app": app, "seeder_secrets": seeder_secrets}
+    )
 
 
-def mysql_ensure(helper: str, secrets: str, database: str, user: str) -> HelperCall:
-    """Make the MariaDB/MySQL database and user with the secrets file's ``mysql_password``."""
-    return HelperCall(helper, "mysql-ensure", {"secrets": secrets, "database": database, "user": user})
+def mysql_ensure(helper: str, secrets: str, database: str, user: str, seeder_secrets: str) -> HelperCall:
+    """Make the MariaDB/MySQL database, the app's read-only user (the secrets file's
+    ``mysql_password``) and the seeding user (its password made once in ``seeder_secrets``)."""
+    arguments = {"secrets": secrets, "database": database, "user": user, "seeder_secrets": seeder_secrets}
+    return HelperCall(helper, "mysql-ensure", arguments)
 
 
-def pg_ensure(helper: str, secrets: str, database: str, user: str) -> HelperCall:
-    """Make the PostgreSQL role (``pgres_password`` of the secrets file) and its database."""
-    return HelperCall(helper, "pg-ensure", {"secrets": secrets, "database": database, "user": user})
+def pg_ensure(helper: str, secrets: str, database: str, user: str, seeder_secrets: str) -> HelperCall:
+    """Make the PostgreSQL read-only role (``pgres_password`` of the secrets file), the seeding role
+    owning the database, and the app role's grants there."""
+    arguments = {"secrets": secrets, "database": database, "user": user, "seeder_secrets": seeder_secrets}
+    return HelperCall(helper, "pg-ensure", arguments)
+
+
+def db_seed(
+    helper: str, secrets: str, seeder_secrets: str, dbms: str, user: str, venv: str, app: str
+) -> HelperCall:
+    """Run the app's ``python -m impots.db.seed <dbms>`` from ``app`` as the seeding account."""
+    arguments = {"secrets_path": secrets, "seeder_secrets": seeder_secrets, "dbms": dbms, "user": user}
+    return HelperCall(helper, "db-seed", {**arguments, "venv": venv, "app": app})
 
 
 # --- Apache configuration transaction ----------------------------------------------------------------

@@ -186,6 +186,7 @@ def database_query(plan: HostPlan) -> dict:
         "dbms": list(plan.databases.dbms),
         "venv": plan.paths.venv,
         "app": plan.paths.app,
+        "seeder_secrets": plan.paths.seeder_secrets,
     }
 
 

@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Callable
 
-from . import accounts, apache, secrets_file, smoke
+from . import accounts, apache, secrets_file, seeder, smoke
 from .errors import RemoteError, UsageError
 
 COMMANDS: dict[str, Callable] = {
@@ -21,6 +21,7 @@ COMMANDS: dict[str, Callable] = {
     "db-state": accounts.database_state,
     "mysql-ensure": accounts.mysql_ensure,
     "pg-ensure": accounts.pg_ensure,
+    "db-seed": seeder.seed,
     "apache-snapshot": apache.snapshot,
     "apache-restore": apache.restore,
     "apache-reload": apache.reload,

@@ -85,31 +85,75 @@ def test_unknown_group_is_refused_before_any_write(pyz: str, tmp_path: Path) -> 
 
 
 def db_state(pyz: str, secrets: Path, database: str, user: str, dbms: str) -> dict:
-    call = remote_call.database_state(pyz, str(secrets), database, user, [dbms], "/nonexistent", "/x")
+    seeder = str(secrets.parent / "seeder-secrets.json")
+    call = remote_call.database_state(pyz, str(secrets), database, user, [dbms], "/nonexistent", "/x", seeder)
     return json.loads(run(call).stdout)
+
+
+def seeder_file(secrets: Path) -> str:
+    return str(secrets.parent / "seeder-secrets.json")
+
+
+def mysql_as(user: str, password: str, database: str, sql: str) -> subprocess.CompletedProcess[str]:
+    """Run ``sql`` as ``user`` over TCP (the app's way in); the password travels in MYSQL_PWD."""
+    command = ["mysql", "--protocol=TCP", "-h", "127.0.0.1", "-u", user, "-D", database, "-e", sql]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "MYSQL_PWD": password})
+
+
+def psql_as(user: str, password: str, database: str, sql: str) -> subprocess.CompletedProcess[str]:
+    command = ["psql", "-X", "-w", "-h", "127.0.0.1", "-U", user, "-d", database, "-v", "ON_ERROR_STOP=1"]
+    environment = {**os.environ, "PGPASSWORD": password}
+    return subprocess.run([*command, "-c", sql], capture_output=True, text=True, env=environment, cwd="/")
 
 
 def test_mysql_account_lifecycle(pyz: str, tmp_path: Path, names: tuple[str, str]) -> None:
     database, user = names
     secrets = tmp_path / "secrets.json"
     write_secrets(secrets, {"mysql_password": "first-password-1"})
+    ensure = remote_call.mysql_ensure(pyz, str(secrets), database, user, seeder_file(secrets))
     try:
         state = db_state(pyz, secrets, database, user, "mysql")
         assert state["mysql"] == {"database": False, "user": False, "grants": False, "password": False}
         assert state["seed"] == {"mysql": 127}
 
-        run(remote_call.mysql_ensure(pyz, str(secrets), database, user))
+        run(ensure)
         assert all(db_state(pyz, secrets, database, user, "mysql")["mysql"].values())
+        seeder = json.loads(Path(seeder_file(secrets)).read_text())["mysql_password"]
+        assert stat.S_IMODE(os.stat(seeder_file(secrets)).st_mode) == 0o600
+
+        # Least privilege: the seeder makes and fills a table, the app's account only reads it.
+        made = mysql_as(
+            f"{user}_seed", seeder, database, "CREATE TABLE t (id INT); INSERT INTO t VALUES (1);"
+        )
+        assert made.returncode == 0, made.stderr
+        assert mysql_as(user, "first-password-1", database, "SELECT id FROM t").stdout.split() == ["id", "1"]
+        for sql in ("INSERT INTO t VALUES (2)", "DELETE FROM t", "CREATE TABLE u (id INT)", "DROP TABLE t"):
+            refused = mysql_as(user, "first-password-1", database, sql)
+            assert refused.returncode != 0 and "denied" in refused.stderr, sql
+
+        # An app account left with ALL privileges by an older deploy is seen, and reduced to SELECT.
+        for host in ("localhost", "127.0.0.1"):
+            subprocess.run(["mysql"], input=f"GRANT ALL ON `{database}`.* TO '{user}'@'{host}';", text=True)
+        assert db_state(pyz, secrets, database, user, "mysql")["mysql"]["grants"] is False
+        run(ensure)
+        assert all(db_state(pyz, secrets, database, user, "mysql")["mysql"].values())
+        assert mysql_as(user, "first-password-1", database, "DELETE FROM t").returncode != 0
 
         # A new password in the secrets file: the state sees it without reading it back, ensure applies it.
         write_secrets(secrets, {"mysql_password": "second-pass'word\\2"})
         state = db_state(pyz, secrets, database, user, "mysql")["mysql"]
         assert state == {"database": True, "user": True, "grants": True, "password": False}
-        run(remote_call.mysql_ensure(pyz, str(secrets), database, user))
+        run(ensure)
         assert all(db_state(pyz, secrets, database, user, "mysql")["mysql"].values())
+        # The seeder's password was made once and kept.
+        assert json.loads(Path(seeder_file(secrets)).read_text())["mysql_password"] == seeder
     finally:
         sql = f"DROP DATABASE IF EXISTS `{database}`;"
-        sql += "".join(f"DROP USER IF EXISTS '{user}'@'{host}';" for host in ("localhost", "127.0.0.1"))
+        sql += "".join(
+            f"DROP USER IF EXISTS '{name}'@'{host}';"
+            for host in ("localhost", "127.0.0.1")
+            for name in (user, f"{user}_seed")
+        )
         subprocess.run(["mysql"], input=sql, text=True, check=True)
 
 
@@ -117,35 +161,52 @@ def test_postgresql_account_lifecycle(pyz: str, tmp_path: Path, names: tuple[str
     database, user = names
     secrets = tmp_path / "secrets.json"
     write_secrets(secrets, {"pgres_password": "first-password-1"})
+    ensure = remote_call.pg_ensure(pyz, str(secrets), database, user, seeder_file(secrets))
+    as_postgres = ["runuser", "-u", "postgres", "--", "psql", "-q", "-v", "ON_ERROR_STOP=1"]
     try:
         state = db_state(pyz, secrets, database, user, "pgres")
         assert state["pgres"] == {"user": False, "database": False, "owner": False, "password": False}
 
-        run(remote_call.pg_ensure(pyz, str(secrets), database, user))
+        # An older deploy: the app's role owns the database and a table it made.
+        old = f"CREATE ROLE \"{user}\" LOGIN PASSWORD 'first-password-1';\n"
+        old += f'CREATE DATABASE "{database}" OWNER "{user}";\n'
+        subprocess.run(as_postgres, input=old, text=True, check=True, cwd="/")
+        assert psql_as(user, "first-password-1", database, "CREATE TABLE t (id int)").returncode == 0
+        assert db_state(pyz, secrets, database, user, "pgres")["pgres"]["owner"] is False
+
+        run(ensure)
         assert all(db_state(pyz, secrets, database, user, "pgres")["pgres"].values())
+        seeder = json.loads(Path(seeder_file(secrets)).read_text())["pgres_password"]
+        # Least privilege: the seeder writes (old and new tables), the app's role only reads.
+        made = psql_as(f"{user}_seed", seeder, database, "INSERT INTO t VALUES (1); CREATE TABLE u (id int)")
+        assert made.returncode == 0, made.stderr
+        for table in ("t", "u"):
+            assert psql_as(user, "first-password-1", database, f"SELECT * FROM {table}").returncode == 0
+        for sql in ("INSERT INTO t VALUES (2)", "DELETE FROM t", "CREATE TABLE v (id int)", "DROP TABLE u"):
+            refused = psql_as(user, "first-password-1", database, sql)
+            assert refused.returncode != 0 and ("denied" in refused.stderr or "owner" in refused.stderr), sql
 
         write_secrets(secrets, {"pgres_password": "second:pass'word"})
         assert db_state(pyz, secrets, database, user, "pgres")["pgres"]["password"] is False
-        run(remote_call.pg_ensure(pyz, str(secrets), database, user))
+        run(ensure)
         assert all(db_state(pyz, secrets, database, user, "pgres")["pgres"].values())
     finally:
-        sql = f'DROP DATABASE IF EXISTS "{database}";\nDROP ROLE IF EXISTS "{user}";\n'
-        subprocess.run(
-            ["runuser", "-u", "postgres", "--", "psql", "-q"], input=sql, text=True, check=True, cwd="/"
-        )
+        sql = f'DROP DATABASE IF EXISTS "{database}";\n'
+        sql += f'DROP ROLE IF EXISTS "{user}";\nDROP ROLE IF EXISTS "{user}_seed";\n'
+        subprocess.run(as_postgres, input=sql, text=True, check=True, cwd="/")
 
 
 def test_ensure_without_password_names_the_problem(pyz: str, tmp_path: Path, names: tuple[str, str]) -> None:
     secrets = tmp_path / "secrets.json"
     write_secrets(secrets, {})
-    result = run(remote_call.mysql_ensure(pyz, str(secrets), *names), check=False)
+    result = run(remote_call.mysql_ensure(pyz, str(secrets), *names, seeder_file(secrets)), check=False)
     assert result.returncode == 1
     assert f"{secrets} has no mysql_password" in result.stderr
     assert result.stderr.count("\n") == 1, "one line, no traceback"
 
 
 def test_unknown_dbms_is_a_usage_error(pyz: str, tmp_path: Path) -> None:
-    call = remote_call.database_state(pyz, str(tmp_path / "s.json"), "d", "u", ["oracle"], "/v", "/a")
+    call = remote_call.database_state(pyz, str(tmp_path / "s.json"), "d", "u", ["oracle"], "/v", "/a", "/s")
     result = run(call, check=False)
     assert result.returncode == 2
     assert result.stderr == "impots-helper: unknown DBMS oracle (known: mysql, pgres)\n"
