@@ -17,8 +17,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pyinfra import host
-from pyinfra.api import operation
+from pyinfra.api import OperationError, operation
 
+from provisioning.windows.apache_start import ApacheStartError, start_recipe
 from provisioning.windows.facts import PowerShellJsonFact
 from provisioning.windows.powershell import fwd_path, json_fact_script, ps_array, ps_assign, win_path
 
@@ -78,15 +79,16 @@ class ApacheConfigFiles(PowerShellJsonFact):
         }
 
 
-# A folder is searched through, but no link is followed: the app junction changes (its own time) when a
-# release is swapped in, and a release's instance junction leads to logs that change all the time.
+# Laragon's Apache counts as running only in a desktop session (see apache_start.py). A folder is
+# searched through, but no link is followed: the app junction changes (its own time) when a release is
+# swapped in, and a release's instance junction leads to logs that change all the time.
 _APPLY_STATE = r"""
 $running = $false
 if ($service) {
     $found = Get-Service -Name $service -ErrorAction SilentlyContinue
     $running = [bool]($found -and $found.Status -eq 'Running')
 } else {
-    $running = @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'httpd.exe'" |
+    $running = @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'httpd.exe' AND SessionId > 0" |
         Where-Object { $_.ExecutablePath -eq $httpd }).Count -gt 0
 }
 $since = $null
@@ -117,7 +119,9 @@ class ApacheApplyState(PowerShellJsonFact):
     What decides a restart, in one round trip: ``{"running": bool, "stamp": ISO time or None,
     "changed": [watched paths newer than the stamp, at most 5]}`` (``["<no stamp>"]`` without a stamp).
 
-    ``running``: the service is Running, or (no service: Laragon) an httpd.exe of that path runs.
+    ``running``: the service is Running, or (no service: Laragon) an httpd.exe of that path runs in a
+    desktop session (one in session 0, started over SSH by an older deploy, is unknown to Laragon's tray:
+    it is restarted as the desktop user).
     ``paths``: files, or folders searched recursively (links are not followed).
 
     .. code:: python
@@ -267,35 +271,6 @@ if ($test.ExitCode -ne 0) {
 }
 """
 
-_START_SERVICE = r"""
-function Start-Apache { Restart-Service -Name $service }
-function Test-ApacheAlive {
-    $found = Get-Service -Name $service -ErrorAction SilentlyContinue
-    return [bool]($found -and $found.Status -eq 'Running')
-}
-"""
-
-# Processes started from an SSH session die with it (Windows OpenSSH closes the session's job object),
-# so httpd is started through WMI (Win32_Process.Create), outside the session's job.
-_START_PROCESS = r"""
-$script:started = 0
-function Start-Apache {
-    $running = @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'httpd.exe'" |
-        Where-Object { $_.ExecutablePath -eq $httpd })
-    foreach ($p in $running) { Stop-Process -Id $p.ProcessId -Force -ErrorAction SilentlyContinue }
-    foreach ($p in $running) { Wait-Process -Id $p.ProcessId -Timeout 30 -ErrorAction SilentlyContinue }
-    $arguments = @{ CommandLine = '"' + $httpd + '"'; CurrentDirectory = (Split-Path -Parent $httpd) }
-    $created = Invoke-CimMethod -ClassName Win32_Process -MethodName Create -Arguments $arguments
-    if ($created.ReturnValue -ne 0) {
-        throw "could not start $httpd (Win32_Process.Create returned $($created.ReturnValue))"
-    }
-    $script:started = [int]$created.ProcessId
-}
-function Test-ApacheAlive {
-    return [bool](Get-Process -Id $script:started -ErrorAction SilentlyContinue)
-}
-"""
-
 # "Stays up": running and accepting TLS connections on 443 twice, $settle seconds apart, within
 # $timeout seconds (a configuration that passes httpd -t can still fail to bind or load a module).
 _RESTART = r"""
@@ -337,11 +312,17 @@ Write-Output "Apache restarted: ${address}:443 answers"
 
 
 def apply_script(
-    httpd: str, service: str | None, snapshot: str, address: str, error_log: str, timeout: int = 30
+    httpd: str,
+    service: str | None,
+    desktop_user: str | None,
+    snapshot: str,
+    address: str,
+    error_log: str,
+    timeout: int = 30,
 ) -> str:
-    """``httpd -t`` (restore the snapshot and stop on failure), then the restart and the stay-up check
-    (restore the snapshot and start Apache again on failure)."""
-    start = ps_assign(service=service) + _START_SERVICE.lstrip("\n") if service else _START_PROCESS
+    """The start recipe's own check (Laragon: its desktop user is still logged on), ``httpd -t``
+    (restore the snapshot and stop on failure), then the restart as the account that runs Apache and
+    the stay-up check (restore the snapshot and start Apache again on failure)."""
     return (
         ps_assign(
             httpd=win_path(httpd),
@@ -352,8 +333,8 @@ def apply_script(
             settle="2",
         )
         + _RESTORE_FUNCTION.lstrip("\n")
+        + start_recipe(httpd, service, desktop_user)
         + _CONFIG_TEST.lstrip("\n")
-        + start.lstrip("\n")
         + _RESTART.lstrip("\n")
     )
 
@@ -497,12 +478,15 @@ def apache_applied(
     error_log: str,
     tls_anchor: str,
     check_name: bool = True,
+    desktop_user: str | None = None,
 ):
     """
     Make the running Apache serve the written configuration: when it is stopped, or any watched path is
     newer than the stamp, run ``httpd -t`` (on failure restore the snapshot and fail with Apache's
-    message), restart it (``Restart-Service``, or Laragon's process) and check it stays up (restoring
-    the snapshot if not), smoke-check every site over HTTPS, then drop the snapshot and write the stamp.
+    message), restart it as the account that runs it (``Restart-Service``; Laragon: httpd.exe started
+    as its desktop user, in their session, by a scheduled task, see ``apache_start.py``) and check it
+    stays up (restoring the snapshot if not), smoke-check every site over HTTPS, then drop the snapshot
+    and write the stamp. Laragon without a desktop user is refused when the operation is planned.
 
     + httpd: path of httpd.exe
     + service: the Windows service running it, or ``None`` (a plain process: Laragon)
@@ -514,6 +498,7 @@ def apache_applied(
     + error_log: Apache's main error log (its tail is shown when Apache does not stay up)
     + tls_anchor: the CA file, or the certificate itself, that the sites' certificates must chain to
     + check_name: the certificate must name each site (off for a certificate the deploy did not make)
+    + desktop_user: Laragon (no service): ``PC\\user`` whose tray runs Apache; httpd is started as them
 
     .. code:: python
 
@@ -526,11 +511,15 @@ def apache_applied(
                        address="127.0.0.1", error_log="C:/Apache24/logs/error.log",
                        tls_anchor="C:/impots/tls/server.pem")
     """
+    try:
+        apply = apply_script(httpd, service, desktop_user, snapshot, address, error_log)
+    except ApacheStartError as error:
+        raise OperationError(str(error)) from None
     state = host.get_fact(ApacheApplyState, httpd=httpd, service=service, stamp=stamp, paths=list(watched))
     if state["running"] and not state["changed"]:
         host.noop("Apache is already running with this configuration")
         return
-    yield apply_script(httpd, service, snapshot, address, error_log)
+    yield apply
     if smoke_checks:
         yield smoke_script(smoke_checks, address, tls_anchor, check_name)
     yield finish_script(snapshot, stamp)

@@ -379,6 +379,7 @@ def provision_apache(plan: HostPlan, target: WindowsTarget) -> None:
         # The certificate is always the plan's (made or given): it must name every site.
         tls_anchor=plan.tls.trust_anchor,
         check_name=True,
+        desktop_user=target.desktop_user,  # Laragon: httpd runs as the user whose tray runs it
     )
 
 

@@ -35,3 +35,35 @@ def grammar_errors(script: str) -> list[str]:
 
     visit(tree.root_node)
     return problems
+
+
+_QUOTES = "'\u2018\u2019\u201a\u201b"  # PowerShell ends a verbatim string at any of them
+
+
+def assigned_verbatim_strings(script: str, variable: str) -> list[str]:
+    """The values of every ``$variable = '...'`` in ``script``, as the grammar reads them: the assigned
+    value must be one verbatim string literal (not a string that ends early, followed by more code)."""
+    source = script.encode("utf-8")
+    values: list[str] = []
+    stack = [_parser().parse(source).root_node]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.type != "assignment_expression":
+            continue
+        left = node.child_by_field_name("value")
+        target = node.children[0].text.decode("utf-8").strip()
+        if target != f"${variable}" or left is None:
+            continue
+        literal = left
+        while literal.named_child_count == 1 and literal.type != "string_literal":
+            literal = literal.named_children[0]
+        text = literal.text.decode("utf-8")
+        if literal.type != "string_literal" or text != left.text.decode("utf-8").strip():
+            values.append(f"<not one string literal: {left.text.decode('utf-8')!r}>")
+            continue
+        inner = text[1:-1]
+        for quote in _QUOTES:
+            inner = inner.replace(quote + quote, quote)
+        values.append(inner)
+    return values

@@ -14,7 +14,7 @@ import re
 
 import pytest
 from ps_lint import lint
-from pyinfra.api import FileUploadCommand, StringCommand
+from pyinfra.api import FileUploadCommand, OperationError, StringCommand
 from pyinfra.api.util import get_kwargs_str
 from test_win_dry_run import PG_ADMIN_PASSWORD, converge
 from win_apache_fakes import APPLY_OP, SNAPSHOT_OP, Scripted, converge_apache, run_deploy
@@ -202,7 +202,8 @@ def test_applied_runs_when_something_is_newer_or_apache_is_down(running, changed
     test_at = apply.index("New-Object Diagnostics.ProcessStartInfo -ArgumentList $httpd, '-t'")
     failed = apply.index("if ($test.ExitCode -ne 0) {\n    $restored = Restore-Snapshot\n")
     exit_at = apply.index("    exit 1\n}", failed)
-    assert test_at < failed < exit_at < apply.index("$service = 'Apache2.4'\nfunction Start-Apache")
+    assert apply.index("$service = 'Apache2.4'\nfunction Start-Apache") < test_at
+    assert test_at < failed < exit_at < apply.index("try { Start-Apache }")
     assert "function Start-Apache { Restart-Service -Name $service }" in apply
     assert "Win32_Process" not in apply
     # Not staying up: the snapshot is put back and Apache started again on it, then the run fails.
@@ -226,15 +227,88 @@ def test_applied_runs_when_something_is_newer_or_apache_is_down(running, changed
     )
 
 
-def test_applied_restarts_laragon_s_process_outside_the_ssh_session():
+LARAGON_START = r"""$desktopuser = 'LAB-PC\eleve'
+$task = 'impots - start Laragon httpd as the desktop user'
+$desktop = $false
+foreach ($p in @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'laragon.exe' AND SessionId > 0")) {
+    $owner = Invoke-CimMethod -InputObject $p -MethodName GetOwner
+    if (($owner.Domain + '\' + $owner.User) -eq $desktopuser) { $desktop = $true }
+}
+if (-not $desktop) {
+    $restored = Restore-Snapshot
+    $problem = "impots: $desktopuser has no Laragon open in a desktop session (logged off, or Laragon "
+    $problem += "closed): Laragon's Apache runs as that user, in that session, and is started only there; "
+    $problem += "log on as $desktopuser, open Laragon and run the deploy again"
+    [Console]::Error.WriteLine($problem)
+    [Console]::Error.WriteLine("impots: $restored; Apache was not restarted")
+    exit 1
+}
+function Start-Apache {
+    $registered = Get-ScheduledTask -TaskName $task -ErrorAction SilentlyContinue
+    if ($registered) { Stop-ScheduledTask -TaskName $task }
+    $running = @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'httpd.exe'" |
+        Where-Object { $_.ExecutablePath -eq $httpd })
+    foreach ($p in $running) { Stop-Process -Id $p.ProcessId -Force -ErrorAction SilentlyContinue }
+    foreach ($p in $running) { Wait-Process -Id $p.ProcessId -Timeout 30 -ErrorAction SilentlyContinue }
+    $action = New-ScheduledTaskAction -Execute $httpd -WorkingDirectory (Split-Path -Parent $httpd)
+    $principal = New-ScheduledTaskPrincipal -UserId $desktopuser -LogonType Interactive -RunLevel Limited
+    $options = New-ScheduledTaskSettingsSet -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries `
+        -ExecutionTimeLimit ([TimeSpan]::Zero)
+    $null = Register-ScheduledTask -TaskName $task -Action $action -Principal $principal `
+        -Settings $options -Force
+    Start-ScheduledTask -TaskName $task
+}
+function Test-ApacheAlive {
+    return @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'httpd.exe' AND SessionId > 0" |
+        Where-Object { $_.ExecutablePath -eq $httpd }).Count -gt 0
+}
+"""
+
+
+def test_applied_starts_laragon_s_httpd_as_the_desktop_user():
+    """Point 4: Laragon's httpd is started as Laragon's desktop user, in that user's session (a scheduled
+    task with an interactive principal), never as the SSH account in session 0 (WMI's
+    Win32_Process.Create). Whether that user still has Laragon open is checked before anything else."""
     commands, _ = applied(
-        apply_facts(running=False, changed=[], service=None), service=None, check_name=False
+        apply_facts(running=False, changed=[], service=None),
+        service=None,
+        check_name=False,
+        desktop_user="LAB-PC\\eleve",
     )
     apply, smoke, _ = commands
-    assert "$service" not in apply and "Restart-Service" not in apply
-    assert "Invoke-CimMethod -ClassName Win32_Process -MethodName Create -Arguments $arguments" in apply
-    assert "return [bool](Get-Process -Id $script:started -ErrorAction SilentlyContinue)" in apply
+    restore_end = apply.index("function Restore-Snapshot {")
+    restore_end = apply.index("\n}\n", restore_end) + 3
+    assert apply[restore_end : restore_end + len(LARAGON_START)] == LARAGON_START
+    assert apply[restore_end + len(LARAGON_START) :].startswith(
+        "$info = New-Object Diagnostics.ProcessStartInfo"
+    )
+    assert "Win32_Process -MethodName Create" not in apply and "Restart-Service" not in apply
+    # The desktop check exits before httpd -t; Start-Apache (the only Stop-Process) runs after it.
+    assert apply.index("exit 1\n}\nfunction Start-Apache") < apply.index("-ArgumentList $httpd, '-t'")
+    assert apply.index("-ArgumentList $httpd, '-t'") < apply.index("try { Start-Apache }")
     assert "$checkname = '0'\n" in smoke
+
+
+def test_applied_refuses_laragon_without_a_desktop_user():
+    """No desktop user known (no Laragon in a desktop session): refused when planned, before any change,
+    rather than an httpd as the SSH account in session 0. Even with nothing to restart."""
+    for running, changed in ((False, []), (True, [])):
+        with pytest.raises(OperationError) as error:
+            applied(apply_facts(running=running, changed=changed, service=None), service=None)
+        assert str(error.value) == (
+            "no Windows service runs C:/Apache24/bin/httpd.exe (Laragon) and no desktop user runs Laragon: "
+            "its Apache is started as that user, in their session; log on to Windows, open Laragon and run "
+            "the deploy again"
+        )
+
+
+def test_laragon_apply_state_counts_only_an_httpd_in_a_desktop_session():
+    """A session-0 httpd (started over SSH by an older deploy) is not Laragon's: restarted as the user."""
+    script = apache.ApacheApplyState().command(httpd=HTTPD, service=None, stamp=STAMP, paths=[])
+    assert (
+        "    $running = @(Get-CimInstance -ClassName Win32_Process -Filter \"Name = 'httpd.exe' AND "
+        'SessionId > 0" |\n        Where-Object { $_.ExecutablePath -eq $httpd }).Count -gt 0\n'
+    ) in script
 
 
 # --- through the fake machine: plans ------------------------------------------------------------------
@@ -275,7 +349,7 @@ def test_interrupted_run_is_finished_by_the_next_one(monkeypatch):
     commands = dict((name, commands) for name, commands, _ in planned)[APPLY_OP]
     scripts = [c.get_raw_value() for c in commands]
     assert len(scripts) == 3
-    assert "Invoke-CimMethod -ClassName Win32_Process -MethodName Create" in scripts[0]
+    assert "$desktopuser = 'LAB-PC\\eleve'\n" in scripts[0] and "Start-ScheduledTask" in scripts[0]
     assert "function Test-Site {" in scripts[1] and "[IO.File]::WriteAllText($stamp" in scripts[2]
 
 
@@ -368,6 +442,9 @@ def test_full_run_order_snapshot_files_apply_smoke_stamp(monkeypatch, layout):
     assert "$anchor = 'C:\\impots\\tls\\ca.pem'\n$checkname = '1'\n" in smoke
     if layout == "laragon":
         assert f"$logs = @('{LARAGON.replace('/', chr(92))}\\logs\\flask-impots-withmysql-error.log'" in smoke
+        # Point 4: the desktop user the facts found (laragon.exe's owner) starts httpd, not WMI.
+        assert "$desktopuser = 'LAB-PC\\eleve'\n" in tail[0]
+        assert "Start-ScheduledTask -TaskName $task" in tail[0] and "Win32_Process -MethodName" not in tail[0]
     else:
         assert "$service = 'Apache2.4'\nfunction Start-Apache { Restart-Service -Name $service }" in tail[0]
 

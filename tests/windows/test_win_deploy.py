@@ -3,6 +3,8 @@ and the exact files both layouts get (vhost, httpd.conf block, hosts block, CRLF
 
 from __future__ import annotations
 
+from string import Template
+
 import pytest
 from win_fakes import PYTHON, apache, dry_run, laragon_machine
 
@@ -187,24 +189,25 @@ def target_for(layout: str, settings) -> WindowsTarget:
     )  # fmt: skip
 
 
-LARAGON_VHOST = """\
-# flask-impots-withpgres: impots (pgres) under /impots
+# The vhost both layouts get, with what differs per site and layout as $placeholders.
+VHOST = Template("""\
+# $site: $what
 # Managed by impots-provisioning (vhost.conf.j2): local edits are overwritten.
 
 # Plain HTTP only sends clients to HTTPS: the session cookie never travels in clear.
 <VirtualHost *:80>
-    ServerName flask-impots-withpgres
+    ServerName $site
     DocumentRoot "C:/impots/www"
-    Redirect permanent / https://flask-impots-withpgres/
+    Redirect permanent / https://$site/
 
-    ErrorLog "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17/logs/flask-impots-withpgres-error.log"
-    CustomLog "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17/logs/flask-impots-withpgres-access.log" combined
+    ErrorLog "$logs/$site-error.log"
+    CustomLog "$logs/$site-access.log" combined
 </VirtualHost>
 
 <IfModule ssl_module>
 <IfModule wsgi_module>
 <VirtualHost *:443>
-    ServerName flask-impots-withpgres
+    ServerName $site
     # An empty folder: nothing of the app is ever served as a file.
     DocumentRoot "C:/impots/www"
     <Directory "C:/impots/www">
@@ -214,7 +217,7 @@ LARAGON_VHOST = """\
     SSLEngine on
     SSLCertificateFile "C:/impots/tls/server.pem"
     SSLCertificateKeyFile "C:/impots/tls/server.key"
-    # Mozilla "intermediate" (guideline 5.7): TLS 1.2 and 1.3 only, their cipher list.
+$chain    # Mozilla "intermediate" (guideline 5.7): TLS 1.2 and 1.3 only, their cipher list.
     SSLProtocol -all +TLSv1.2 +TLSv1.3
     SSLCipherSuite ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305
     SSLOpenSSLConfCmd Curves X25519:prime256v1:secp384r1
@@ -241,88 +244,26 @@ LARAGON_VHOST = """\
     LimitRequestBody 262144
     # psycopg2 and other C extensions want the main interpreter.
     WSGIApplicationGroup %{GLOBAL}
-    WSGIScriptAlias /impots "C:/impots/app/main_withpgres.wsgi"
+    WSGIScriptAlias $alias "C:/impots/app/$wsgi"
     <Directory "C:/impots/app">
-        <Files "main_withpgres.wsgi">
+        <Files "$wsgi">
             Require all granted
         </Files>
     </Directory>
 
-    ErrorLog "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17/logs/flask-impots-withpgres-error.log"
-    CustomLog "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17/logs/flask-impots-withpgres-access.log" combined
+    ErrorLog "$logs/$site-error.log"
+    CustomLog "$logs/$site-access.log" combined
 </VirtualHost>
 </IfModule>
 </IfModule>
-"""  # noqa: E501
+""")  # noqa: E501
 
-LOUNGE_VHOST = """\
-# date-time-server: date-time under /
-# Managed by impots-provisioning (vhost.conf.j2): local edits are overwritten.
 
-# Plain HTTP only sends clients to HTTPS: the session cookie never travels in clear.
-<VirtualHost *:80>
-    ServerName date-time-server
-    DocumentRoot "C:/impots/www"
-    Redirect permanent / https://date-time-server/
-
-    ErrorLog "C:/Apache24/logs/date-time-server-error.log"
-    CustomLog "C:/Apache24/logs/date-time-server-access.log" combined
-</VirtualHost>
-
-<IfModule ssl_module>
-<IfModule wsgi_module>
-<VirtualHost *:443>
-    ServerName date-time-server
-    # An empty folder: nothing of the app is ever served as a file.
-    DocumentRoot "C:/impots/www"
-    <Directory "C:/impots/www">
-        Require all denied
-    </Directory>
-
-    SSLEngine on
-    SSLCertificateFile "C:/impots/tls/server.pem"
-    SSLCertificateKeyFile "C:/impots/tls/server.key"
-    SSLCertificateChainFile "C:/impots/tls/ca.pem"
-    # Mozilla "intermediate" (guideline 5.7): TLS 1.2 and 1.3 only, their cipher list.
-    SSLProtocol -all +TLSv1.2 +TLSv1.3
-    SSLCipherSuite ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305
-    SSLOpenSSLConfCmd Curves X25519:prime256v1:secp384r1
-    SSLHonorCipherOrder off
-    SSLSessionTickets off
-
-    # Browsers keep to HTTPS (impots_hsts_max_age), never sniff types, never frame the app, and send
-    # no full URL to other sites. "unset" drops the app's own copy: each header is sent once.
-    <IfModule headers_module>
-    Header unset Strict-Transport-Security
-    Header always set Strict-Transport-Security "max-age=31536000"
-    Header unset X-Content-Type-Options
-    Header always set X-Content-Type-Options "nosniff"
-    Header unset X-Frame-Options
-    Header always set X-Frame-Options "DENY"
-    Header unset Content-Security-Policy
-    Header always set Content-Security-Policy "frame-ancestors 'none'"
-    Header unset Referrer-Policy
-    Header always set Referrer-Policy "same-origin"
-    </IfModule>
-
-    # A backstop above the app's own limit (impots_max_request_bytes), which answers 413 in the app's
-    # format; Apache refuses what the app would never read (a chunked body without end, say).
-    LimitRequestBody 262144
-    # psycopg2 and other C extensions want the main interpreter.
-    WSGIApplicationGroup %{GLOBAL}
-    WSGIScriptAlias / "C:/impots/app/date_time_server.wsgi"
-    <Directory "C:/impots/app">
-        <Files "date_time_server.wsgi">
-            Require all granted
-        </Files>
-    </Directory>
-
-    ErrorLog "C:/Apache24/logs/date-time-server-error.log"
-    CustomLog "C:/Apache24/logs/date-time-server-access.log" combined
-</VirtualHost>
-</IfModule>
-</IfModule>
-"""  # noqa: E501
+def expected_vhost(site: str, what: str, logs: str, alias: str, wsgi: str, chain: bool) -> bytes:
+    """The exact vhost file (CRLF) for a site; ``chain``: a CA file is given with the certificate."""
+    chain_line = '    SSLCertificateChainFile "C:/impots/tls/ca.pem"\n' if chain else ""
+    text = VHOST.substitute(site=site, what=what, logs=logs, alias=alias, wsgi=wsgi, chain=chain_line)
+    return text.replace("\n", "\r\n").encode()
 
 
 def windows_vhost(layout: str, settings, site) -> bytes:
@@ -346,7 +287,14 @@ def test_laragon_vhost_exact():
         target_for("laragon", settings).platform.vhost_file(site.name)
         == "C:/laragon/etc/apache2/sites-enabled/flask-impots-withpgres.conf"
     )
-    assert windows_vhost("laragon", settings, site) == LARAGON_VHOST.replace("\n", "\r\n").encode()
+    assert windows_vhost("laragon", settings, site) == expected_vhost(
+        "flask-impots-withpgres",
+        "impots (pgres) under /impots",
+        "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17/logs",
+        "/impots",
+        "main_withpgres.wsgi",
+        chain=False,
+    )
 
 
 def test_apache_lounge_vhost_exact():
@@ -354,7 +302,14 @@ def test_apache_lounge_vhost_exact():
     target = target_for("apache-lounge", settings)
     site = settings.sites[2]
     assert target.platform.vhost_file(site.name) == "C:/Apache24/conf/extra/impots-date-time-server.conf"
-    assert windows_vhost("apache-lounge", settings, site) == LOUNGE_VHOST.replace("\n", "\r\n").encode()
+    assert windows_vhost("apache-lounge", settings, site) == expected_vhost(
+        "date-time-server",
+        "date-time under /",
+        "C:/Apache24/logs",
+        "/",
+        "date_time_server.wsgi",
+        chain=True,
+    )
 
 
 def test_vhost_files_are_never_named_auto():

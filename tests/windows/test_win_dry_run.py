@@ -118,7 +118,9 @@ def test_laragon_full_plan(monkeypatch):
     assert block[0].dest == "C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17/conf/httpd.conf.impots-new"
 
     restart = scripts(by_name["Apache: configuration test, restart, smoke check"])[0]
-    assert "Win32_Process -MethodName Create" in restart and "Restart-Service" not in restart
+    # Point 4: started as Laragon's desktop user (the facts' owner of laragon.exe), never through WMI.
+    assert "$desktopuser = 'LAB-PC\\eleve'\n" in restart and "Start-ScheduledTask -TaskName $task" in restart
+    assert "Win32_Process -MethodName Create" not in restart and "Restart-Service" not in restart
     mod_wsgi = scripts(by_name["mod_wsgi built for this Apache"])[0]
     assert "$apache = 'C:/laragon/bin/apache/httpd-2.4.62-240904-win64-VS17'" in mod_wsgi
     acl = scripts(by_name["Install root: Administrators, SYSTEM and Apache only"])[0]

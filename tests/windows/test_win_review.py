@@ -138,8 +138,9 @@ def test_4_laragon_grants_the_desktop_user_and_named_accounts(monkeypatch):
     assert f"'*{DESKTOP_SID}:(OI)(CI)M'" in logs and f"'*{teacher}:(OI)(CI)M'" in logs
     secrets = scripts(steps["Secrets file (ACL)"])[0]
     assert f"'*{DESKTOP_SID}:R', '*{teacher}:R'" in secrets
-    # The restart as that user is operations.apache_restart(desktop_user=...) (test_win_operations);
-    # the Apache transaction (provisioning/windows/apache.py) is to call it: see the report.
+    # And httpd is started as that user, in their session (test_win_apache_transaction).
+    restart = scripts(steps["Apache: configuration test, restart, smoke check"])[0]
+    assert "$desktopuser = 'LAB-PC\\eleve'\n" in restart and "Start-ScheduledTask -TaskName $task" in restart
 
 
 def test_4_unknown_named_account_and_laragon_not_running(monkeypatch):
@@ -150,6 +151,20 @@ def test_4_unknown_named_account_and_laragon_not_running(monkeypatch):
     message = plan_error(monkeypatch, windows, data)
     assert "@winssh/lab-pc: impots_windows_apache_accounts: no such Windows account: nobody" in message
     assert "@winssh/lab-pc: Laragon is not running (no laragon.exe in a desktop session)" in message
+
+
+def test_4_no_desktop_user_is_refused_before_any_change(monkeypatch):
+    """Laragon only in session 0 (started by a service or over SSH): no desktop user to run httpd as, so
+    the run stops at the prerequisites, not with an httpd as the SSH account that Laragon does not know."""
+    windows = laragon_machine()
+    session0 = {"pid": 4100, "owner_sid": ADMIN_SID, "owner": "LAB-PC\\prof", "session": 0, "path": "x"}
+    windows.fact(facts.ProcessOwners, [session0], program="laragon.exe")
+    message = plan_error(monkeypatch, windows)
+    assert message == (
+        "@winssh/lab-pc: Laragon is not running (no laragon.exe in a desktop session): open Laragon from "
+        "C:/laragon on the Windows desktop and keep it open; the deploy restarts Apache in Laragon's "
+        "session, as its user"
+    )
 
 
 def test_4_reader_accounts_pure():
