@@ -10,7 +10,7 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import deploy
 
-from provisioning.artifact import build_app_artifact
+from provisioning.artifact import AppArtifact, build_app_artifact
 from provisioning.linux import state
 from provisioning.linux.facts import TargetPlatform, VenvState, cached_fact, prefetch
 from provisioning.linux.operations.apache import (
@@ -19,7 +19,15 @@ from provisioning.linux.operations.apache import (
     snapshot_command,
     stale_vhosts_removed,
 )
-from provisioning.linux.operations.app import app_release, app_venv, mod_wsgi_installed, secrets_file
+from provisioning.linux.operations.app import (
+    app_release_checked,
+    app_release_switched,
+    app_release_unpacked,
+    app_venv,
+    mod_wsgi_installed,
+    release_name,
+    secrets_file,
+)
 from provisioning.linux.operations.content import files_present, folders_present
 from provisioning.linux.operations.databases import database_seeded, mysql_database, postgresql_database
 from provisioning.linux.operations.hosts import hosts_block
@@ -63,7 +71,10 @@ def deploy_linux(settings: Settings) -> None:
     plan = host_plan(host.name, settings, platform)
     init = target["init"]
     files = (app_files(plan), apache_files(plan))
-    prefetch(state.queries(plan, init, files, apply_arguments(plan, init), database_query(plan)))
+    artifact = build_app_artifact()
+    # The release this run brings: made ready and checked first, current only just before Apache reloads.
+    release = f"{plan.paths.releases}/{release_name(artifact.sha256)}"
+    prefetch(state.queries(plan, init, files, apply_arguments(plan, init), database_query(plan, release)))
 
     deploy_lock_taken(name="Deploy lock (one run at a time on this host)", wait=settings.lock_wait)
     packages_installed(
@@ -78,11 +89,14 @@ def deploy_linux(settings: Settings) -> None:
         init=init,
         services=list(platform.database_services),
     )
-    _app(plan, files[0])
+    _app(plan, files[0], artifact)
     _selinux(plan, target["selinux"])
-    _databases(plan)
+    _databases(plan, release)
     _apache(plan, files[1])
     hosts_block(name="Hosts file block", address=settings.hosts_address, names=list(plan.hosts_names))
+    app_release_switched(
+        name="App release made current", sha256=artifact.sha256, install_root=plan.paths.install_root
+    )
     apache_applied(
         name=f"Apache {platform.apache_service}: configtest, (re)load, smoke check",
         **apply_arguments(plan, init),
@@ -123,7 +137,7 @@ def app_files(plan: HostPlan) -> list[dict]:
     ]
 
 
-def _app(plan: HostPlan, files: list[dict]) -> None:
+def _app(plan: HostPlan, files: list[dict], artifact: AppArtifact) -> None:
     platform, paths = plan.platform, plan.paths
     folders_present(
         name="Folders (app, instance, logs, TLS, state)",
@@ -139,15 +153,18 @@ def _app(plan: HostPlan, files: list[dict]) -> None:
         generate=list(plan.secrets.generate),
         upload_dir=paths.state_dir,
     )
-    artifact = build_app_artifact()
-    app_release(
-        name="App release", artifact=artifact.path, sha256=artifact.sha256, install_root=paths.install_root
+    release = f"{paths.releases}/{release_name(artifact.sha256)}"
+    app_release_unpacked(
+        name="App release unpacked",
+        artifact=artifact.path,
+        sha256=artifact.sha256,
+        install_root=paths.install_root,
     )
     app_venv(
         name="App virtual environment",
         venv=paths.venv,
         python=platform.system_python,
-        requirements=f"{paths.app}/requirements.txt",
+        requirements=f"{release}/requirements.txt",
         requirements_sha256=plan.requirements_sha256,
     )
     mod_wsgi_installed(
@@ -155,6 +172,14 @@ def _app(plan: HostPlan, files: list[dict]) -> None:
         venv=paths.venv,
         apxs=platform.apxs,
         version=plan.mod_wsgi_version,
+    )
+    app_release_checked(
+        name="App release checked (its entry points load, as the Apache user)",
+        sha256=artifact.sha256,
+        install_root=paths.install_root,
+        venv=paths.venv,
+        entry_points=sorted({site.site.wsgi_file for site in plan.sites}),
+        user=platform.apache_user,
     )
 
 
@@ -176,8 +201,9 @@ def _selinux(plan: HostPlan, mode: str) -> None:
     )
 
 
-def database_query(plan: HostPlan) -> dict:
-    """The one state query the three database operations share."""
+def database_query(plan: HostPlan, release: str) -> dict:
+    """The one state query the three database operations share (``release``: the app folder whose seed
+    script is used, the release this run brings)."""
     return {
         "helper": plan.paths.helper,
         "secrets": plan.secrets.path,
@@ -185,13 +211,13 @@ def database_query(plan: HostPlan) -> dict:
         "user": plan.databases.user,
         "dbms": list(plan.databases.dbms),
         "venv": plan.paths.venv,
-        "app": plan.paths.app,
+        "app": release,
         "seeder_secrets": plan.paths.seeder_secrets,
     }
 
 
-def _databases(plan: HostPlan) -> None:
-    query = database_query(plan)
+def _databases(plan: HostPlan, release: str) -> None:
+    query = database_query(plan, release)
     if "mysql" in plan.databases.dbms:
         mysql_database(name="MariaDB database and user", **query)
     if "pgres" in plan.databases.dbms:

@@ -22,9 +22,12 @@ from deploy_harness import (
     PREFIX_URL,
     REPO,
     https_session,
+    plain,
     run_deploy,
 )
 from impots_client import ImpotsClient
+
+from provisioning.linux.operations.lock import LOCK_PATH
 
 pytestmark = pytest.mark.deploy
 
@@ -110,8 +113,31 @@ def test_vanished_release_is_put_back(https: requests.Session, converge_back) ->
     run = run_deploy(DEFAULT_INVENTORY)
 
     run.check_ok()
-    assert any(name.endswith("App release") for name in run.changed_operations())
+    # The link still names the release: unpacking it again is the repair (the link needs no change).
+    assert any(name.endswith("App release unpacked") for name in run.changed_operations())
     assert Path("/opt/impots/app/main_withmysql.wsgi").is_file()
+    response = https.get(f"https://{IMPOTS_SITES[0]}{IMPOTS_ALIAS}{PREFIX_URL}/init-session/json", timeout=30)
+    assert response.status_code == 200
+
+
+def test_a_release_that_does_not_load_never_goes_live(https: requests.Session, converge_back, tmp_path: Path):
+    """Issue 8 #12: a new release is checked (its entry points load, as the Apache user) before its link
+    flips; a broken one stops the run and the current release keeps serving."""
+    before = Path("/opt/impots/app").resolve()
+    copy = tmp_path / "project"
+    shutil.copytree(REPO, copy, symlinks=True, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__"))
+    with (copy / "app" / "impots" / "__init__.py").open("a") as package:
+        package.write("\nraise RuntimeError('a broken release for test_deploy_hardening')\n")
+
+    run = run_deploy(copy / "inventory.py", cwd=copy)
+
+    assert run.returncode != 0, f"the broken release went through:\n{run.tail()}"
+    assert "a broken release for test_deploy_hardening" in run.stderr, run.tail()
+    log = plain(run.stderr)
+    assert "| App release checked (its entry points load, as the Apache user)" in log, run.tail()
+    assert "| App release made current" not in log, "the run went on after the failed check"
+    assert Path("/opt/impots/app").resolve() == before, "the link moved to the broken release"
+    assert not Path(LOCK_PATH).exists(), "the failed run kept its deploy lock"
     response = https.get(f"https://{IMPOTS_SITES[0]}{IMPOTS_ALIAS}{PREFIX_URL}/init-session/json", timeout=30)
     assert response.status_code == 200
 
@@ -192,6 +218,6 @@ def test_no_request_fails_while_a_new_release_goes_live(deployed, converge_back,
         run = run_deploy(copy / "inventory.py", cwd=copy)
     run.check_ok()
     print(f"\nnew release under load: {load.sent} requests sent, {load.failed} failed")
-    assert any(name.endswith("App release") for name in run.changed_operations())
+    assert any(name.endswith("App release made current") for name in run.changed_operations())
     assert load.sent > 50, "the load did not run"
     assert load.failed == 0, load.failures[:5]

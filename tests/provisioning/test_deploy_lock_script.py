@@ -109,8 +109,8 @@ def test_an_unreadable_record_is_described_as_such():
 
 
 def test_the_controller_remembers_its_runs_and_names_the_dead_ones(tmp_path, monkeypatch):
-    monkeypatch.setattr(lock, "ARTIFACTS_DIR", tmp_path)
-    folder = tmp_path / "lab-1" / "deploy-lock"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    folder = tmp_path / "impots-provisioning" / "deploy-lock" / "lab-1"
     folder.mkdir(parents=True)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()

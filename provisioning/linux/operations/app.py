@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import shlex
 from io import StringIO
 
 from pyinfra import host
@@ -17,12 +18,23 @@ from provisioning.linux.facts import HelperJson, SymlinkTarget, VenvState, cache
 RELEASE_ENTRY_POINT = "main_withpgres.wsgi"
 
 
+def release_name(sha256: str) -> str:
+    """A release folder's name: the start of its artifact's sha256."""
+    return sha256[:16]
+
+
+def _current_release(install_root: str) -> str | None:
+    """``releases/<name>`` the app link points at, or None (no link, or a release that is not whole)."""
+    return cached_fact(SymlinkTarget, path=f"{install_root}/app", entry_point=RELEASE_ENTRY_POINT)
+
+
 @operation()
-def app_release(artifact: str, sha256: str, install_root: str):
+def app_release_unpacked(artifact: str, sha256: str, install_root: str):
     """
-    Unpack the app artifact into ``<install_root>/releases/<sha>`` and point ``<install_root>/app``
-    at it (an atomic link swap), only when the sha changed. Every release links ``instance`` to
-    ``<install_root>/instance``, so configuration, secrets and logs survive releases.
+    Unpack the app artifact into ``<install_root>/releases/<sha>``, without making it current (see
+    ``app_release_checked`` and ``app_release_switched``), only when it is not the current app. Every
+    release links ``instance`` to ``<install_root>/instance``, so configuration, secrets and logs
+    survive releases.
 
     + artifact: controller path of the tarball (``provisioning.artifact``)
     + sha256: the tarball's sha256 (names the release)
@@ -32,17 +44,15 @@ def app_release(artifact: str, sha256: str, install_root: str):
 
     .. code:: python
 
-        app_release(name="Install the app", artifact=a.path, sha256=a.sha256, install_root="/opt/impots")
+        app_release_unpacked(name="Unpack", artifact=a.path, sha256=a.sha256, install_root="/opt/impots")
     """
-    release = sha256[:16]
-    wanted = f"releases/{release}"
-    current = cached_fact(SymlinkTarget, path=f"{install_root}/app", entry_point=RELEASE_ENTRY_POINT)
-    if current == wanted:
+    release = release_name(sha256)
+    if _current_release(install_root) == f"releases/{release}":
         host.noop(f"release {release} is already the current app")
         return
     releases = f"{install_root}/releases"
     yield FileUploadCommand(artifact, f"{releases}/{release}.tar.gz")
-    # Unpacked beside its final name then renamed: a half-unpacked release is never linked.
+    # Unpacked beside its final name then renamed: a half-unpacked release is never used.
     # tar -m: files get the unpack time (the artifact's fixed mtimes would confuse byte-code caches).
     yield (
         f"cd {releases} && rm -rf {release}.new && mkdir {release}.new && "
@@ -50,12 +60,57 @@ def app_release(artifact: str, sha256: str, install_root: str):
         f"ln -s ../../instance {release}.new/instance && "
         f"rm -rf {release} && mv {release}.new {release} && rm -f {release}.tar.gz"
     )
+
+
+# Each entry point is loaded as mod_wsgi loads it (its folder first on sys.path, then create_app), as
+# the Apache user: it reads the instance configuration and secrets, and writes its logs, as the daemons do.
+_LOAD_ENTRY_POINTS = "import runpy, sys\nfor entry in sys.argv[1:]:\n    runpy.run_path(entry)\n"
+
+
+@operation()
+def app_release_checked(sha256: str, install_root: str, venv: str, entry_points: list[str], user: str):
+    """
+    Before a new release goes live: load each of its WSGI entry points with the venv, as ``user`` (the
+    Apache user), which reads and checks the instance configuration. A release that does not load stops
+    the run here, and the current release keeps serving.
+
+    + sha256: the artifact's sha256 (names the release)
+    + install_root: where releases live
+    + venv: the app's virtual environment (ready for this release)
+    + entry_points: the ``.wsgi`` files of the host's sites
+    + user: the Apache user the daemons run as
+    """
+    release = release_name(sha256)
+    if _current_release(install_root) == f"releases/{release}":
+        host.noop(f"release {release} is live and was checked")
+        return
+    entries = " ".join(shlex.quote(entry) for entry in entry_points)
+    yield (
+        f"cd {install_root}/releases/{release} && runuser -u {user} -- "
+        f"{venv}/bin/python -c {shlex.quote(_LOAD_ENTRY_POINTS)} {entries}"
+    )
+
+
+@operation()
+def app_release_switched(sha256: str, install_root: str):
+    """
+    Make the unpacked and checked release current: point ``<install_root>/app`` at it (an atomic link
+    swap), keep the release it replaces (a quick way back) and drop older ones.
+
+    + sha256: the artifact's sha256 (names the release)
+    + install_root: where app and releases live
+    """
+    release = release_name(sha256)
+    wanted = f"releases/{release}"
+    current = _current_release(install_root)
+    if current == wanted:
+        host.noop(f"release {release} is already the current app")
+        return
     yield f"ln -sfn {wanted} {install_root}/app.new && mv -T {install_root}/app.new {install_root}/app"
-    # Keep the previous release (a quick way back), drop older ones.
     keep = [f"! -name {release}"]
     if current and current.startswith("releases/"):
         keep.append(f"! -name {posixpath.basename(current)}")
-    yield f"find {releases} -mindepth 1 -maxdepth 1 {' '.join(keep)} -exec rm -rf {{}} +"
+    yield f"find {install_root}/releases -mindepth 1 -maxdepth 1 {' '.join(keep)} -exec rm -rf {{}} +"
 
 
 @operation()

@@ -6,10 +6,12 @@ taking and dropping it is read as a fact and never reported as a change.
 
 - A second run waits up to ``impots_lock_wait`` seconds, then stops that host with a message naming
   the holder (user@controller, pid, start time).
-- A run that dies keeps the lock, but never for ever: its lease ends ``LEASE_SECONDS`` after it took
-  it; and this controller remembers the run id and pid it locked each host with
-  (``.artifacts/<host>/deploy-lock/<run id>``), so its next run takes over at once from a run of its own
-  whose pid is gone (a Ctrl-C, a kill -9, a failed operation that stopped the host's run).
+- A run whose operation fails on a host drops that host's lock at once (a pyinfra callback), since
+  pyinfra runs nothing more there.
+- A run that dies (kill -9, a lost connection) keeps the lock, but never for ever: its lease ends
+  ``LEASE_SECONDS`` after it took it; and this controller remembers the run id and pid it locked each
+  host with (``~/.cache/impots-provisioning/deploy-lock/<host>/<run id>``, whatever checkout ran it),
+  so its next run takes over at once from a run of its own whose pid is gone.
 - ``--dry`` (planning) takes no lock: it only warns when another run holds it.
 """
 
@@ -27,8 +29,7 @@ from pathlib import Path
 
 from pyinfra import host, logger, state
 from pyinfra.api import FactBase, operation
-
-from provisioning.artifact import ARTIFACTS_DIR
+from pyinfra.api.state import BaseStateCallback
 
 LOCK_PATH = "/run/lock/impots-deploy"
 LEASE_SECONDS = 1800  # a slow first run of a big room takes minutes; a dead run's lock lasts this long
@@ -125,8 +126,10 @@ def describe(record: str) -> str:
 
 
 def _memory(host_name: str) -> Path:
-    """One file per run of this controller that locks ``host_name``: ``<run id>`` holding its pid."""
-    return ARTIFACTS_DIR / re.sub(r"[^A-Za-z0-9._@-]", "_", host_name) / "deploy-lock"
+    """One file per run of this controller that locks ``host_name``: ``<run id>`` holding its pid. Per
+    user, not per checkout: every copy of the project run from this account shares it."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "impots-provisioning" / "deploy-lock" / re.sub(r"[^A-Za-z0-9._@-]", "_", host_name)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -165,6 +168,19 @@ def _remember(host_name: str, run_ids: list[str], held: bool) -> None:
         (memory / run_id).unlink(missing_ok=True)
 
 
+class _ReleaseOnError(BaseStateCallback):
+    """pyinfra runs nothing more on a host after a failed operation: drop its lock there and then."""
+
+    @staticmethod
+    def operation_host_error(state, host, op_hash, retry_count: int = 0, max_retries: int = 0) -> None:
+        try:
+            host.get_fact(DeployLock, action="release", run_id=RUN_ID)
+        except Exception as error:  # the connection itself may be what failed: the lease frees it
+            logger.warning(f"{host.name}: could not drop the deploy lock ({error}); its lease will")
+            return
+        _remember(host.name, [RUN_ID], held=False)
+
+
 # --- the two operations ------------------------------------------------------------------------------------
 
 
@@ -176,6 +192,8 @@ def deploy_lock_taken(wait: int = 120):
 
     + wait: seconds to wait for a run that holds the lock (``impots_lock_wait``)
     """
+    if not any(isinstance(handler, _ReleaseOnError) for handler in state.callback_handlers):
+        state.add_callback_handler(_ReleaseOnError())
     if not state.is_executing:
         record = host.get_fact(DeployLock, action="read", run_id=RUN_ID)
         if record:
