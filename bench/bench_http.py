@@ -43,6 +43,17 @@ SYSTEM_PYTHON = "/usr/bin/python3.11"
 APXS = "/usr/bin/apxs"
 APACHE_USER = "www-data"
 REDIS_DB = 13
+# The deploy gives this machine's Redis a password (secrets.json of the deployed app): use it if set.
+DEPLOYED_SECRETS = Path("/opt/impots/app/instance/secrets.json")
+
+
+def machine_redis_password() -> str | None:
+    try:
+        return json.loads(DEPLOYED_SECRETS.read_text()).get("redis_password")
+    except (OSError, ValueError):
+        return None
+
+
 MYSQL_SOCKET = "/run/mysqld/mysqld.sock"
 TAXPAYERS = [
     ("oui", 2, 55555), ("oui", 2, 50000), ("oui", 3, 50000), ("non", 2, 100000), ("non", 3, 100000),
@@ -127,7 +138,13 @@ def write_instance(folder: Path, db: dict) -> Path:
     secrets_file = instance / "secrets.json"
     secrets_file.touch(mode=0o600)
     secrets_file.write_text(
-        json.dumps({"secret_key": secrets.token_hex(32), "mysql_password": db["password"]})
+        json.dumps(
+            {
+                "secret_key": secrets.token_hex(32),
+                "mysql_password": db["password"],
+                "redis_password": machine_redis_password(),
+            }
+        )
     )
     os.chown(secrets_file, 0, apache_gid)
     os.chmod(secrets_file, 0o640)
@@ -356,7 +373,7 @@ def main() -> int:
         with contextlib.suppress(Exception):
             import redis
 
-            client = redis.Redis(db=REDIS_DB)
+            client = redis.Redis(db=REDIS_DB, password=machine_redis_password())
             for key in client.scan_iter("impots:mysql:session:*"):
                 client.delete(key)
         shutil.rmtree(workdir, ignore_errors=True)

@@ -66,6 +66,8 @@ change it for one host. Values are checked before anything runs: a mistake stops
 # impots_hsts_max_age = 31536000
 # Seconds a run waits while another deploy holds the host (Linux), before it stops naming that run.
 # impots_lock_wait = 120
+# Linux: Redis memory limit in MB (sessions, throttle counters; the least recently used expiring keys go).
+# impots_redis_maxmemory_mb = 64
 
 # --- Network ---
 # Address Apache listens on (80 and 443); "*" for every interface (to reach the sites from other machines).

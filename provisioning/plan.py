@@ -155,8 +155,10 @@ class HostPlan:
     reload_watch: tuple[str, ...]  # a change under any of these since the stamp needs an Apache reload
 
 
-def host_plan(host_name: str, settings: Settings, platform: PlatformRecord) -> HostPlan:
-    """The whole desired state of one host."""
+def host_plan(
+    host_name: str, settings: Settings, platform: PlatformRecord, redis_auth: bool = False
+) -> HostPlan:
+    """The whole desired state of one host; ``redis_auth``: the backend sets the Redis password."""
     paths = target_paths(settings, platform)
     tls = tls_plan(host_name, settings, paths)
     requirements = app_requirements()
@@ -166,7 +168,7 @@ def host_plan(host_name: str, settings: Settings, platform: PlatformRecord) -> H
         paths=paths,
         folders=folders(paths),
         instance_config=instance_config_json(settings, paths),
-        secrets=secrets_plan(settings, paths),
+        secrets=secrets_plan(settings, paths, redis_auth),
         databases=DatabasePlan(settings.dbms_in_use, settings.database.name, settings.database.user),
         tls=tls,
         sites=tuple(site_plan(settings, platform, paths, tls, site) for site in settings.sites),
@@ -211,9 +213,17 @@ def folders(paths: TargetPaths) -> tuple[Folder, ...]:
     )
 
 
-def secrets_plan(settings: Settings, paths: TargetPaths) -> SecretsPlan:
+def redis_in_use(settings: Settings) -> bool:
+    """The app's sites keep sessions (and login throttling) in Redis."""
+    return settings.with_redissession and bool(settings.dbms_in_use)
+
+
+def secrets_plan(settings: Settings, paths: TargetPaths, redis_auth: bool = False) -> SecretsPlan:
     given = {key: getattr(settings, key) for key in SECRET_KEYS if getattr(settings, key) is not None}
     wanted = ("secret_key", *(f"{dbms}_password" for dbms in settings.dbms_in_use))
+    if redis_auth and redis_in_use(settings):
+        # Only where the backend also sets it on the server: a password Redis does not expect fails AUTH.
+        wanted += ("redis_password",)
     return SecretsPlan(
         paths.instance_secrets, MaskedSecrets(given), tuple(key for key in wanted if key not in given)
     )

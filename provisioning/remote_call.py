@@ -177,3 +177,33 @@ def smoke_check(
     200 with ``expect`` in the page (``cacert``: the trust anchor, ``None``: the system's)."""
     arguments = {"name": name, "url": url, "address": address, "expect": expect, "error_log": error_log}
     return HelperCall(helper, "smoke", {**arguments, "cacert": cacert})
+
+
+# --- Redis: the app's password, loopback, a memory limit -------------------------------------------
+
+
+def redis_status(
+    helper: str, path: str, secrets: str, main_configs: list[str], port: int, maxmemory_mb: int, policy: str
+) -> HelperCall:
+    """Query: booleans on our Redis file at ``path`` (current by digest, included last by the first of
+    ``main_configs`` that exists), its access, and whether Redis on ``port`` takes the secrets' password."""
+    arguments = {"path": path, "secrets": secrets, "main_configs": list(main_configs), "port": port}
+    return HelperCall(helper, "redis-status", {**arguments, "maxmemory_mb": maxmemory_mb, "policy": policy})
+
+
+def redis_apply(
+    helper: str,
+    path: str,
+    secrets: str,
+    group: str,
+    main_configs: list[str],
+    port: int,
+    maxmemory_mb: int,
+    policy: str,
+    restart: list[str],
+) -> HelperCall:
+    """Write our Redis file (0640 root:``group``, ``redis_password`` of the secrets file) and its include
+    line where they differ; run ``restart`` when either changed or Redis does not take the password."""
+    arguments = {"path": path, "secrets": secrets, "group": group, "main_configs": list(main_configs)}
+    arguments.update(port=port, maxmemory_mb=maxmemory_mb, policy=policy, restart=list(restart))
+    return HelperCall(helper, "redis-apply", arguments)

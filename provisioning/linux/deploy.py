@@ -32,6 +32,7 @@ from provisioning.linux.operations.content import files_present, folders_present
 from provisioning.linux.operations.databases import database_seeded, mysql_database, postgresql_database
 from provisioning.linux.operations.hosts import hosts_block
 from provisioning.linux.operations.lock import deploy_lock_released, deploy_lock_taken
+from provisioning.linux.operations.redis import redis_arguments, redis_secured
 from provisioning.linux.operations.selinux import selinux_configured
 from provisioning.linux.operations.system import (
     line_commented_out,
@@ -68,7 +69,7 @@ def deploy_linux(settings: Settings) -> None:
     """Provision Apache + mod_wsgi, MariaDB, PostgreSQL, Redis and the impots app on a Linux host."""
     target = host.get_fact(TargetPlatform, bind_address=settings.listen_address)
     platform = _checked_platform(settings, target)
-    plan = host_plan(host.name, settings, platform)
+    plan = host_plan(host.name, settings, platform, redis_auth=True)
     init = target["init"]
     files = (app_files(plan), apache_files(plan))
     artifact = build_app_artifact()
@@ -92,6 +93,8 @@ def deploy_linux(settings: Settings) -> None:
     _app(plan, files[0], artifact)
     _selinux(plan, target["selinux"])
     _databases(plan, release)
+    if redis := redis_arguments(plan, init):
+        redis_secured(name="Redis: the app's password, loopback, memory limit", **redis)
     _apache(plan, files[1])
     hosts_block(name="Hosts file block", address=settings.hosts_address, names=list(plan.hosts_names))
     app_release_switched(

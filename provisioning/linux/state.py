@@ -16,6 +16,7 @@ from provisioning import remote_call
 from provisioning.linux import facts
 from provisioning.linux.operations.app import RELEASE_ENTRY_POINT
 from provisioning.linux.operations.databases import database_state_query
+from provisioning.linux.operations.redis import redis_arguments, status_call
 from provisioning.plan import HostPlan
 
 
@@ -44,6 +45,8 @@ def queries(plan: HostPlan, init: str, files: list[dict], apply: dict[str, Any],
     ]
     if plan.databases.dbms:
         wanted.append((facts.HelperJson, database_state_query(**database)))
+    if redis := redis_arguments(plan, init):
+        wanted.append((facts.HelperJson, {"call": status_call(redis)}))
     if platform.uses_a2en:
         wanted.append((facts.ApacheEnabledItems, {"config_root": "/etc/apache2"}))
     return wanted

@@ -6,6 +6,8 @@ controller (``provisioning.remote_call.build_helper``) and called through the ty
 builds the same account SQL from it).
 
 One module per concern: ``secrets_file`` (the app's secrets), ``sql`` (account SQL, pure text),
-``accounts`` (running ``mysql``/``psql``), ``apache`` (configuration transaction), ``smoke`` (HTTPS check
-of a site). Functions return results and raise ``errors.RemoteError``; only ``__main__`` prints and exits.
+``accounts`` (running ``mysql``/``psql``), ``seeder`` (the seeding account and the seed run with it),
+``redis_config`` (Redis password file, include, restart), ``apache`` (configuration transaction),
+``smoke`` (HTTPS check of a site). Functions return results and raise ``errors.RemoteError``; only
+``__main__`` prints and exits.
 """

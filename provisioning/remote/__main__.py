@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Callable
 
-from . import accounts, apache, secrets_file, seeder, smoke
+from . import accounts, apache, redis_config, secrets_file, seeder, smoke
 from .errors import RemoteError, UsageError
 
 COMMANDS: dict[str, Callable] = {
@@ -26,6 +26,8 @@ COMMANDS: dict[str, Callable] = {
     "apache-restore": apache.restore,
     "apache-reload": apache.reload,
     "smoke": smoke.check,
+    "redis-status": redis_config.status,
+    "redis-apply": redis_config.apply,
 }
 USAGE_EXIT = 2
 

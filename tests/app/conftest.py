@@ -7,10 +7,12 @@ Fixtures (see each docstring):
 
 - ``mysql_db`` / ``pgres_db`` (session): a throw-away seeded database on MariaDB / PostgreSQL;
   ``database_factory`` (session) makes more (e.g. an unseeded one to test the seed);
-- ``redis_url``: the local Redis, database 15, flushed;
+- ``redis_server`` (session): a redis-server of the tests' own on 127.0.0.1 and a free port (no password,
+  no persistence), so the tests never depend on, nor touch, the machine's Redis (which a deploy protects
+  with a password); ``redis_url``: its database 15, flushed;
 - ``smtp_server``: a real SMTP server (aiosmtpd) on 127.0.0.1 collecting messages;
   ``smtp_server_factory`` makes others (STARTTLS, AUTH);
-- ``instance_dir``: an instance folder (impots.json + secrets.json) for both databases, Redis db 15 and
+- ``instance_dir``: an instance folder (impots.json + secrets.json) for both databases, the tests' Redis and
   the SMTP server, with ``IMPOTS_INSTANCE_PATH`` set;
 - ``tcp_proxy``: a factory of stoppable TCP proxies, to take a database "down and back";
 - ``free_tcp_port``: a port nothing listens on.
@@ -26,10 +28,12 @@ import json
 import os
 import secrets
 import selectors
+import shutil
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +48,8 @@ sys.path.insert(0, str(APP_DIR))
 MYSQL_SOCKET = "/run/mysqld/mysqld.sock"
 MYSQL_PORT = 3306
 PGRES_PORT = 5432
-REDIS_HOST, REDIS_PORT, REDIS_TEST_DB = "127.0.0.1", 6379, 15
+REDIS_HOST, REDIS_TEST_DB = "127.0.0.1", 15
+REDIS_START_SECONDS = 10
 
 
 # ---- databases ---------------------------------------------------------------------------------------
@@ -153,19 +158,74 @@ def pgres_db(database_factory: DatabaseFactory) -> dict[str, Any]:
 # ---- Redis ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def redis_url() -> str:
-    """``redis://127.0.0.1:6379/15``: the local Redis, database 15 flushed before the test."""
+@dataclass(frozen=True)
+class RedisServer:
+    """A running redis-server of the tests: ``host``, ``port``, ``pid``."""
+
+    host: str
+    port: int
+    pid: int
+
+
+def _wait_for_redis(process: subprocess.Popen, port: int, log: Path) -> None:
     import redis
 
-    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_TEST_DB, socket_connect_timeout=3)
+    deadline = time.monotonic() + REDIS_START_SECONDS
+    client = redis.Redis(host=REDIS_HOST, port=port, socket_connect_timeout=1)
     try:
-        client.flushdb()
-    except redis.RedisError as error:
-        pytest.fail(f"Redis at {REDIS_HOST}:{REDIS_PORT}: {error}; start it with: service redis-server start")
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    text = log.read_text(errors="replace") if log.exists() else "(no log)"
+                    pytest.fail(f"redis-server did not start on port {port}:\n{text}", pytrace=False)
+                time.sleep(0.05)
     finally:
         client.close()
-    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_TEST_DB}"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server started for this test session on 127.0.0.1 and a free port: no password, no RDB or
+    AOF file. Stopped by its pid at the end of the session, also when tests fail."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server not found: apt-get install redis-server", pytrace=False)
+    folder = tmp_path_factory.mktemp("redis")
+    port, log = free_port(), folder / "redis.log"
+    config = folder / "redis.conf"
+    config.write_text(
+        f'bind {REDIS_HOST}\nport {port}\ndir {folder}\nsave ""\nappendonly no\ndaemonize no\n'
+        f"logfile {log}\n",
+        encoding="utf-8",
+    )
+    process = subprocess.Popen(
+        ["redis-server", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder
+    )
+    try:
+        _wait_for_redis(process, port, log)
+        yield RedisServer(REDIS_HOST, port, process.pid)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """``redis://127.0.0.1:<port>/15``: the tests' own Redis, database 15 flushed before the test."""
+    import redis
+
+    client = redis.Redis(host=redis_server.host, port=redis_server.port, db=REDIS_TEST_DB)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return f"redis://{redis_server.host}:{redis_server.port}/{REDIS_TEST_DB}"
 
 
 # ---- SMTP -------------------------------------------------------------------------------------------
@@ -247,20 +307,22 @@ def instance_dir(
     monkeypatch: pytest.MonkeyPatch,
     mysql_db: dict[str, Any],
     pgres_db: dict[str, Any],
+    redis_server: RedisServer,
     redis_url: str,
     smtp_server: SmtpServer,
 ) -> Path:
     """An instance folder (Contract 1) with ``IMPOTS_INSTANCE_PATH`` pointing at it; returns its Path.
 
-    ``impots.json``: both ``databases`` entries point at ``mysql_db`` / ``pgres_db``, Redis db 15, the mail
-    goes to ``smtp_server`` (port in ``admin_mail.smtp_port``), log file ``logs/impots-{dbms}.log`` (the
-    ``logs`` folder exists). ``secrets.json`` (mode 0640): a random ``secret_key`` and both passwords.
+    ``impots.json``: both ``databases`` entries point at ``mysql_db`` / ``pgres_db``, Redis at
+    ``redis_server`` db 15, the mail goes to ``smtp_server`` (port in ``admin_mail.smtp_port``), log file
+    ``logs/impots-{dbms}.log`` (the ``logs`` folder exists). ``secrets.json`` (mode 0640): a random
+    ``secret_key`` and both passwords.
     Edit ``impots.json`` in the test to vary a setting, or pass overrides to ``load_config``/``create_app``.
     """
     folder = tmp_path / "instance"
     (folder / "logs").mkdir(parents=True)
     settings = {
-        "redis": {"host": REDIS_HOST, "port": REDIS_PORT, "db": REDIS_TEST_DB},
+        "redis": {"host": redis_server.host, "port": redis_server.port, "db": REDIS_TEST_DB},
         "databases": {
             dbms: {key: db[key] for key in ("host", "port", "database", "user")}
             for dbms, db in (("mysql", mysql_db), ("pgres", pgres_db))

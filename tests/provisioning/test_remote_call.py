@@ -30,13 +30,16 @@ def every_call(helper: str, value: str) -> list[remote_call.HelperCall]:
     return [
         remote_call.secrets_status(helper, value),
         remote_call.secrets_merge(helper, value, value, [value, value], value),
-        remote_call.database_state(helper, value, value, value, [value], value, value),
-        remote_call.mysql_ensure(helper, value, value, value),
-        remote_call.pg_ensure(helper, value, value, value),
+        remote_call.database_state(helper, value, value, value, [value], value, value, value),
+        remote_call.mysql_ensure(helper, value, value, value, value),
+        remote_call.pg_ensure(helper, value, value, value, value),
+        remote_call.db_seed(helper, value, value, value, value, value, value),
         remote_call.apache_snapshot(helper, value, value),
         remote_call.apache_restore(helper, value, value),
         remote_call.apache_reload(helper, value, value, [value, value], [value], [value], value),
         remote_call.smoke_check(helper, value, value, value, value, value, value),
+        remote_call.redis_status(helper, value, value, [value], 6379, 64, value),
+        remote_call.redis_apply(helper, value, value, value, [value], 6379, 64, value, [value, value]),
     ]
 
 
@@ -70,7 +73,8 @@ def test_hostile_values_reach_the_helper_intact_through_sh(argv_echo: str) -> No
         leaves = [
             v for value in call.arguments.values() for v in (value if isinstance(value, list) else [value])
         ]
-        assert set(leaves) == {HOSTILE}, "every argument carries the hostile value"
+        texts = {leaf for leaf in leaves if not isinstance(leaf, int)}  # ports and sizes are ints
+        assert texts == {HOSTILE}, "every text argument carries the hostile value"
 
 
 def test_a_hostile_path_is_used_as_given_by_the_real_helper(tmp_path: Path) -> None:

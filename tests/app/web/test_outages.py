@@ -125,8 +125,8 @@ def test_redis_unreachable(make_app, instance_dir) -> None:
     assert WebClient(app).http.get("/static/images/logo.jpg").status_code == 200
 
 
-def test_redis_down_then_back_keeps_the_session(make_app, tcp_proxy) -> None:
-    proxy = tcp_proxy(6379)
+def test_redis_down_then_back_keeps_the_session(make_app, tcp_proxy, redis_server) -> None:
+    proxy = tcp_proxy(redis_server.port)
     client = WebClient(make_app("mysql", redis={"port": proxy.port}))
     client.start("json")
     client.post(client.url("calculer-impot"), data={"marié": "non", "enfants": "1", "salaire": "45000"})
@@ -201,8 +201,10 @@ def test_debug_pause_on_about_half_the_requests(make_client, instance_dir) -> No
     assert read_log(instance_dir).count("pause de") == pauses
 
 
-def test_redis_lost_while_saving_the_session_turns_the_answer_into_a_503(make_app, tcp_proxy) -> None:
-    proxy = tcp_proxy(6379)
+def test_redis_lost_while_saving_the_session_turns_the_answer_into_a_503(
+    make_app, tcp_proxy, redis_server
+) -> None:
+    proxy = tcp_proxy(redis_server.port)
     app = make_app("mysql", redis={"port": proxy.port})
 
     def cut_redis_then_write_session() -> str:  # Redis goes away between reading and saving the session
