@@ -720,22 +720,22 @@ $seeder = [string]$stored.$userkey
 if (-not $password -or -not $seeder) {
     throw "$seedersecrets has no $secretkey or $userkey`: the accounts step has not run"
 }
-$private = Join-Path (Split-Path -Parent $seedersecrets) ('impots-seed-' + [Guid]::NewGuid().ToString('N'))
-$null = [IO.Directory]::CreateDirectory($private)
+$seedinstance = Join-Path (Split-Path -Parent $seedersecrets) ('impots-seed-' + [Guid]::NewGuid().ToString('N'))
+$null = [IO.Directory]::CreateDirectory($seedinstance)
 try {
-    & { $ErrorActionPreference = 'Continue'; & icacls.exe $private /inheritance:r /grant:r @grants /Q }
-    if ($LASTEXITCODE -ne 0) { throw "cannot restrict $private (icacls exit $LASTEXITCODE)" }
+    & { $ErrorActionPreference = 'Continue'; & icacls.exe $seedinstance /inheritance:r /grant:r @grants /Q }
+    if ($LASTEXITCODE -ne 0) { throw "cannot restrict $seedinstance (icacls exit $LASTEXITCODE)" }
     $config = [IO.File]::ReadAllText((Join-Path $instance 'impots.json')) | ConvertFrom-Json
     $config.databases.$dbms.user = $seeder
     $config | Add-Member -NotePropertyName secrets_file -NotePropertyValue 'secrets.json' -Force
     $utf8 = New-Object Text.UTF8Encoding $false
     $json = ConvertTo-Json -InputObject $config -Depth 10
-    [IO.File]::WriteAllText((Join-Path $private 'impots.json'), $json, $utf8)
+    [IO.File]::WriteAllText((Join-Path $seedinstance 'impots.json'), $json, $utf8)
     $json = ConvertTo-Json -InputObject @{ $secretkey = $password } -Compress
-    [IO.File]::WriteAllText((Join-Path $private 'secrets.json'), $json, $utf8)
-    $run = Invoke-Program $python $arguments @{ IMPOTS_INSTANCE_PATH = $private } '' $app
+    [IO.File]::WriteAllText((Join-Path $seedinstance 'secrets.json'), $json, $utf8)
+    $run = Invoke-Program $python $arguments @{ IMPOTS_INSTANCE_PATH = $seedinstance } '' $app
 }
-finally { Remove-Item -LiteralPath $private -Recurse -Force -ErrorAction SilentlyContinue }
+finally { Remove-Item -LiteralPath $seedinstance -Recurse -Force -ErrorAction SilentlyContinue }
 if ($run.stdout) { Write-Output $run.stdout.Trim() }
 if ($run.code -ne 0) { throw ('python -m impots.db.seed failed (exit ' + $run.code + '): ' + $run.stderr) }
 """
