@@ -158,7 +158,14 @@ def test_repaired_data_touches_the_data_stamp():
         "[IO.File]::WriteAllText($seeded, [DateTime]::UtcNow.ToString('o'))"
     )
     fresh = {"databases.SeedStatus": {key_mysql: {"code": databases.SEED_UP_TO_DATE, "stderr": ""}}}
-    commands, noop = run_op(databases.database_seeded, fresh, dbms=["mysql"], touch=stamp, **SEED_PATHS)
+    commands, noop = run_op(
+        databases.database_seeded,
+        fresh,
+        dbms=["mysql"],
+        touch=stamp,
+        seeder_secrets=SEEDER_SECRETS,
+        **SEED_PATHS,
+    )
     assert commands == [] and noop == "mysql schema and data are already up to date"
 
 
