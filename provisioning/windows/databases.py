@@ -720,7 +720,8 @@ $seeder = [string]$stored.$userkey
 if (-not $password -or -not $seeder) {
     throw "$seedersecrets has no $secretkey or $userkey`: the accounts step has not run"
 }
-$seedinstance = Join-Path (Split-Path -Parent $seedersecrets) ('impots-seed-' + [Guid]::NewGuid().ToString('N'))
+$name = 'impots-seed-' + [Guid]::NewGuid().ToString('N')
+$seedinstance = Join-Path (Split-Path -Parent $seedersecrets) $name
 $null = [IO.Directory]::CreateDirectory($seedinstance)
 try {
     & { $ErrorActionPreference = 'Continue'; & icacls.exe $seedinstance /inheritance:r /grant:r @grants /Q }

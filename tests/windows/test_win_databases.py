@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -704,21 +705,49 @@ PSQL_POSTGRES = [
 ]
 
 
-def pg_ensure(database: str, user: str, password: str) -> str:
-    """The script's PostgreSQL steps: the state query, then the statements it picks."""
-    statements = pgres_statements(database, user)
-    result = run(PSQL_POSTGRES, statements["statesql"])
+def pg_ensure(database: str, user: str, password: str, seeder_password: str) -> None:
+    """The script's PostgreSQL steps, as the administrator: roles and database in ``postgres`` (the
+    placeholders replaced as the script does, the seeding one first), then the grants in the database."""
+    statements = pgres_statements(database, user, "postgres")
+    sql = statements["rolessql"].replace("@SEEDER_PASSWORD@", pg_quoted(seeder_password))
+    result = run(PSQL_POSTGRES, sql.replace("@PASSWORD@", pg_quoted(password)))
     assert result.returncode == 0, result.stderr
-    state = result.stdout.strip().split("|")
-    chosen = [statements["alterrole"] if state[0] == "1" else statements["createrole"]]
-    if state[1] != "1":
-        chosen.append(statements["createdatabase"])
-    elif state[2] != "1":
-        chosen.append(statements["alterowner"])
-    sql = "\n".join(chosen).replace("@PASSWORD@", pg_quoted(password)) + "\n"
-    result = run(PSQL_POSTGRES, sql)
+    result = run([*PSQL_POSTGRES[:-1], database], statements["grantssql"])
     assert result.returncode == 0, result.stderr
-    return "".join(state)
+
+
+def mysql_ensure(database: str, user: str, password: str, seeder_password: str) -> None:
+    sql = mysql_ensure_sql(database, user).replace("@SEEDER_PASSWORD@", f"'{seeder_password}'")
+    result = run(MYSQL_ROOT, sql.replace("@PASSWORD@", mysql_quoted(password)))
+    assert result.returncode == 0, result.stderr
+
+
+def account_state(dbms: str, database: str, user: str, passwords: dict) -> dict:
+    """What AccountState's script gets: the state query as each account, with the script's arguments
+    and its password in the child's environment."""
+    if dbms == "mysql":
+        sql, variable = databases.mysql_self_state_sql(database), "MYSQL_PWD"
+    else:
+        sql = pg_split_state_sql(database, user) + pg_split_grants_state_sql(user)
+        variable = "PGPASSWORD"
+    state = {}
+    for role, name in (("app", user), ("seeder", seeder_name(user))):
+        if not passwords.get(role):
+            state[role] = None
+            continue
+        client = "mysql" if dbms == "mysql" else "psql"
+        arguments = shlex.split(databases.client_arguments(dbms, name, database))
+        env = {**os.environ, variable: passwords[role], "PGCONNECT_TIMEOUT": "10"}
+        result = run([client, *arguments], sql, env=env)
+        state[role] = {"code": result.returncode, "stdout": result.stdout.strip()}
+    return state
+
+
+def as_account(dbms: str, database: str, user: str, password: str, sql: str) -> subprocess.CompletedProcess:
+    client = "mysql" if dbms == "mysql" else "psql"
+    variable = "MYSQL_PWD" if dbms == "mysql" else "PGPASSWORD"
+    arguments = shlex.split(databases.client_arguments(dbms, user, database))
+    return run([client, *arguments], sql, env={**os.environ, variable: password})
 
 
 def seed(app_instance: Path, dbms: str, *extra: str) -> subprocess.CompletedProcess:
@@ -740,13 +769,19 @@ def scratch_names():
     suffix = secrets.token_hex(4)
     database, user = f"dbimpots-wintest-{suffix}", f"winimpots_{suffix}"
     yield database, user
-    run(MYSQL_ROOT, f"DROP DATABASE IF EXISTS `{database}`;\nDROP USER IF EXISTS '{user}'@'localhost';\n"
-        f"DROP USER IF EXISTS '{user}'@'127.0.0.1';\n")  # fmt: skip
-    run(PSQL_POSTGRES, f'DROP DATABASE IF EXISTS "{database}";\nDROP ROLE IF EXISTS "{user}";\n')
+    for name in (user, seeder_name(user)):
+        run(
+            MYSQL_ROOT,
+            f"DROP USER IF EXISTS '{name}'@'localhost';\nDROP USER IF EXISTS '{name}'@'127.0.0.1';\n",
+        )
+    run(MYSQL_ROOT, f"DROP DATABASE IF EXISTS `{database}`;\n")
+    run(PSQL_POSTGRES, f'DROP DATABASE IF EXISTS "{database}";\n')
+    for name in (user, seeder_name(user)):
+        run(PSQL_POSTGRES, f'DROP OWNED BY "{name}";\nDROP ROLE IF EXISTS "{name}";\n')
 
 
-def instance(tmp_path: Path, database: str, user: str, passwords: dict) -> Path:
-    folder = tmp_path / "instance"
+def instance(tmp_path: Path, database: str, user: str, passwords: dict, name: str = "instance") -> Path:
+    folder = tmp_path / name
     folder.mkdir(exist_ok=True)
     config = {
         "databases": {
@@ -766,44 +801,59 @@ def write_secrets(folder: Path, passwords: dict) -> None:
     path.chmod(0o600)  # the app refuses a secrets file others may read
 
 
-def test_mysql_sql_for_real_then_the_app_seed(tmp_path, scratch_names):
+# What an older deploy made (the builders it used are gone): the app's account with every right.
+OLD_MYSQL = """CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4;
+CREATE USER '{user}'@'localhost' IDENTIFIED BY {pw};
+CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY {pw};
+GRANT ALL PRIVILEGES ON `{db}`.* TO '{user}'@'localhost';
+GRANT ALL PRIVILEGES ON `{db}`.* TO '{user}'@'127.0.0.1';
+"""
+OLD_PG = """CREATE ROLE "{user}" LOGIN PASSWORD {pw};
+CREATE DATABASE "{db}" OWNER "{user}" ENCODING 'UTF8' TEMPLATE template0;
+"""
+SEEDER_PW = "Seeder-" + "A1_-" * 8  # the shape of the script's password: URL-safe base64
+
+
+@pytest.mark.parametrize("dbms", ["mysql", "pgres"])
+def test_an_older_account_is_seen_reduced_and_the_seed_runs_as_the_seeding_account(
+    dbms, tmp_path, scratch_names
+):
     database, user = scratch_names
-    folder = instance(tmp_path, database, user, {"mysql_password": TRICKY})
-    # Before: the app cannot log in, so the deploy's check (exit 2) plans the account.
-    assert seed(folder, "mysql", "--check").returncode == 2
-    sql = mysql_ensure_sql(database, user).replace("@PASSWORD@", mysql_quoted(TRICKY))
-    for _ in range(2):  # the statements are idempotent: a second run changes nothing and succeeds
-        result = run(MYSQL_ROOT, sql)
-        assert result.returncode == 0, result.stderr
-    check = seed(folder, "mysql", "--check")
-    assert (check.returncode, check.stdout.strip()) == (3, "would seed"), check.stderr
-    assert seed(folder, "mysql").stdout.strip() == "seeded"
-    assert seed(folder, "mysql", "--check").returncode == 0
-    # A changed password in the secrets file: the app cannot log in, the account script puts it right.
-    write_secrets(folder, {"mysql_password": "Another-1"})
-    assert seed(folder, "mysql", "--check").returncode == 2
-    result = run(
-        MYSQL_ROOT, mysql_ensure_sql(database, user).replace("@PASSWORD@", mysql_quoted("Another-1"))
+    password = TRICKY if dbms == "mysql" else TRICKY_PG
+    folder = instance(tmp_path, database, user, {f"{dbms}_password": password})
+    if dbms == "mysql":
+        old = OLD_MYSQL.format(db=database, user=user, pw=mysql_quoted(password))
+        assert run(MYSQL_ROOT, old).returncode == 0
+    else:
+        old = OLD_PG.format(db=database, user=user, pw=pg_quoted(password))
+        assert run(PSQL_POSTGRES, old).returncode == 0
+    assert seed(folder, dbms).stdout.strip() == "seeded"  # the old way: the app's account owns the tables
+    # Before: the seeding account has no password yet, and the app's may write: the deploy plans a change.
+    old_state = account_state(dbms, database, user, {"app": password})
+    assert old_state["app"]["code"] == 0 and old_state["seeder"] is None
+    assert not databases.accounts_in_place(dbms, old_state)
+    assert not databases.accounts_in_place(
+        dbms, {**old_state, "seeder": ACCOUNTS_IN_PLACE[dbms]["seeder"]}
+    ), "the app's own rights alone must show the older account"
+    ensure = mysql_ensure if dbms == "mysql" else pg_ensure
+    for _ in range(2):  # idempotent: a second run changes nothing and succeeds
+        ensure(database, user, password, SEEDER_PW)
+    passwords = {"app": password, "seeder": SEEDER_PW}
+    assert databases.accounts_in_place(dbms, account_state(dbms, database, user, passwords))
+    # The app reads its data, and may change nothing.
+    assert seed(folder, dbms, "--check").returncode == 0
+    assert as_account(dbms, database, user, password, "CREATE TABLE intrus (a int);\n").returncode != 0
+    assert as_account(dbms, database, user, password, "DELETE FROM tbtranches;\n").returncode != 0
+    # The seed as the deploy runs it: a private instance naming the seeding account.
+    private = instance(tmp_path, database, seeder_name(user), {f"{dbms}_password": SEEDER_PW}, "seed")
+    result = seed(private, dbms)
+    assert result.returncode == 0, result.stderr
+    assert seed(folder, dbms, "--check").returncode == 0
+    assert databases.accounts_in_place(dbms, account_state(dbms, database, user, passwords))
+    # A wrong seeding password (the file lost): the state sees it, the script puts it right.
+    assert not databases.accounts_in_place(
+        dbms, account_state(dbms, database, user, {**passwords, "seeder": "other"})
     )
-    assert result.returncode == 0, result.stderr
-    assert seed(folder, "mysql", "--check").returncode == 0
-
-
-def test_postgresql_sql_for_real_then_the_app_seed(tmp_path, scratch_names):
-    database, user = scratch_names
-    folder = instance(tmp_path, database, user, {"pgres_password": TRICKY_PG})
-    assert seed(folder, "pgres", "--check").returncode == 2
-    assert pg_ensure(database, user, TRICKY_PG) == "000"  # role, database, owner: none yet
-    assert pg_ensure(database, user, TRICKY_PG) == "111"  # second run: only the password is set again
-    check = seed(folder, "pgres", "--check")
-    assert (check.returncode, check.stdout.strip()) == (3, "would seed"), check.stderr
-    assert seed(folder, "pgres").stdout.strip() == "seeded"
-    assert seed(folder, "pgres", "--check").returncode == 0
-    # The database owned by someone else: the script gives it back to the app's role.
-    result = run(PSQL_POSTGRES, f'ALTER DATABASE "{database}" OWNER TO postgres;\n')
-    assert result.returncode == 0, result.stderr
-    assert pg_ensure(database, user, TRICKY_PG) == "110"
-    assert pg_ensure(database, user, TRICKY_PG) == "111"
 
 
 def test_date_time_only_host_needs_no_database_nor_redis(monkeypatch):
