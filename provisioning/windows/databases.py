@@ -507,13 +507,13 @@ if (-not $values[$secretkey] -or $values[$userkey] -ne $seeder) {
 $seederpassword = [string]$values[$secretkey]
 """
 
-# The seeding password goes in first: it is URL-safe base64 (no '@'), so the app's password, whatever
-# it holds, is never searched for a placeholder.
+# The seeding password goes in first: the script made it, URL-safe base64 (no '@'), so the app's
+# password, whatever it holds, is never searched for a placeholder.
 _MYSQL_ENSURE = r"""
 $environment = @{}
 if ($admin -and $admin.password) { $environment['MYSQL_PWD'] = [string]$admin.password }
 $quoted = "'" + $password.Replace('\', '\\').Replace("'", "''") + "'"
-$seederquoted = "'" + $seederpassword + "'"
+$seederquoted = "'" + $seederpassword.Replace('\', '\\').Replace("'", "''") + "'"
 $sql = $sql.Replace('@SEEDER_PASSWORD@', $seederquoted).Replace('@PASSWORD@', $quoted)
 $run = Invoke-Program $client $arguments $environment $sql $null
 if ($run.code -ne 0) { throw ($where + ': ' + $run.stderr) }
@@ -523,7 +523,7 @@ _PGRES_ENSURE = r"""
 $environment = @{ PGCLIENTENCODING = 'UTF8'; PGCONNECT_TIMEOUT = '10' }
 if ($admin -and $admin.password) { $environment['PGPASSWORD'] = [string]$admin.password }
 $quoted = "'" + $password.Replace("'", "''") + "'"
-$seederquoted = "'" + $seederpassword + "'"
+$seederquoted = "'" + $seederpassword.Replace("'", "''") + "'"
 $sql = $rolessql.Replace('@SEEDER_PASSWORD@', $seederquoted).Replace('@PASSWORD@', $quoted)
 $run = Invoke-Program $client $arguments $environment $sql $null
 if ($run.code -ne 0) { throw ($where + ': ' + $run.stderr) }
