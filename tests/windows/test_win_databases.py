@@ -717,7 +717,7 @@ def pg_ensure(database: str, user: str, password: str, seeder_password: str) -> 
 
 
 def mysql_ensure(database: str, user: str, password: str, seeder_password: str) -> None:
-    sql = mysql_ensure_sql(database, user).replace("@SEEDER_PASSWORD@", f"'{seeder_password}'")
+    sql = mysql_ensure_sql(database, user).replace("@SEEDER_PASSWORD@", mysql_quoted(seeder_password))
     result = run(MYSQL_ROOT, sql.replace("@PASSWORD@", mysql_quoted(password)))
     assert result.returncode == 0, result.stderr
 
@@ -854,6 +854,29 @@ def test_an_older_account_is_seen_reduced_and_the_seed_runs_as_the_seeding_accou
     assert not databases.accounts_in_place(
         dbms, account_state(dbms, database, user, {**passwords, "seeder": "other"})
     )
+
+
+@pytest.mark.parametrize("dbms", ["mysql", "pgres"])
+def test_a_new_host_gets_both_accounts_and_the_seed_runs_as_the_seeding_account(
+    dbms, tmp_path, scratch_names
+):
+    database, user = scratch_names
+    password = TRICKY if dbms == "mysql" else TRICKY_PG
+    folder = instance(tmp_path, database, user, {f"{dbms}_password": password})
+    assert seed(folder, dbms, "--check").returncode == 2  # nothing yet: the app cannot log in
+    assert not databases.accounts_in_place(dbms, account_state(dbms, database, user, {"app": password}))
+    ensure = mysql_ensure if dbms == "mysql" else pg_ensure
+    ensure(database, user, password, SEEDER_PW)
+    passwords = {"app": password, "seeder": SEEDER_PW}
+    assert databases.accounts_in_place(dbms, account_state(dbms, database, user, passwords))
+    check = seed(folder, dbms, "--check")
+    assert (check.returncode, check.stdout.strip()) == (3, "would seed"), check.stderr
+    private = instance(tmp_path, database, seeder_name(user), {f"{dbms}_password": SEEDER_PW}, "seed")
+    result = seed(private, dbms)
+    assert (result.returncode, result.stdout.strip()) == (0, "seeded"), result.stderr
+    assert seed(folder, dbms, "--check").returncode == 0  # the app reads what the seeding account wrote
+    assert databases.accounts_in_place(dbms, account_state(dbms, database, user, passwords))
+    assert as_account(dbms, database, user, password, "DELETE FROM tbtranches;\n").returncode != 0
 
 
 def test_date_time_only_host_needs_no_database_nor_redis(monkeypatch):
