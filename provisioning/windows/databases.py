@@ -30,11 +30,23 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 
-from provisioning.remote.sql import mysql_account_sql, pg_account_sql, pg_state_sql
+from provisioning.remote.sql import (
+    mysql_split_accounts_sql,
+    mysql_string,
+    pg_split_grants_sql,
+    pg_split_grants_state_sql,
+    pg_split_roles_sql,
+    pg_split_state_sql,
+    seeder_name,
+)
 from provisioning.settings import Settings, app_paths
 from provisioning.windows.facts import PowerShellJsonFact, ProgramSearch, TcpPortsOpen
+from provisioning.windows.operations import ADMINISTRATORS_SID, SYSTEM_SID
 from provisioning.windows.platforms import LARAGON, WindowsPlatform
-from provisioning.windows.powershell import json_fact_script, ps_assign, win_path
+from provisioning.windows.powershell import json_fact_script, ps_array, ps_assign, win_path
+
+# The seeding passwords file and the private seed folder: Administrators and SYSTEM only.
+ADMINS_ONLY_GRANTS = (f"*{ADMINISTRATORS_SID}:F", f"*{SYSTEM_SID}:F")
 
 # Where the app connects (templates/common/impots.json.j2 writes these for every host).
 ENDPOINTS = {"mysql": "127.0.0.1:3306", "pgres": "127.0.0.1:5432", "redis": "127.0.0.1:6379"}
@@ -152,12 +164,15 @@ def needs_redis(settings: Settings) -> bool:
 
 
 def seed_check_paths(settings: Settings) -> dict[str, str]:
-    """Where the app's seed command runs (``python``, ``app``, ``instance``), as deploy_windows makes it."""
+    """Where the app's seed command runs (``python``, ``app``, ``instance``), as deploy_windows makes it,
+    and the seeding accounts' passwords file (``seeder_secrets``: the plan's, Administrators only)."""
     paths = app_paths(settings)
     return {
         "python": f"{paths.venv}/Scripts/python.exe",
         "app": paths.app,
         "instance": f"{paths.install_root}/instance",
+        # TargetPaths.seeder_secrets with WindowsPlatform.state_dir (a test keeps them equal)
+        "seeder_secrets": f"{paths.install_root}/state/seeder-secrets.json",
     }
 
 
@@ -221,7 +236,13 @@ def resolve_databases(
 
 
 def _admin_login_problems(dbms: str, client: str, admin_user: str, settings: Settings) -> list[str]:
-    if _account_in_place(dbms, **seed_check_paths(settings)):
+    query = {
+        "database": settings.database.name,
+        "user": settings.database.user,
+        "secrets": f"{seed_check_paths(settings)['instance']}/secrets.json",
+        "seeder_secrets": seed_check_paths(settings)["seeder_secrets"],
+    }
+    if _account_in_place(dbms, client=client, **query):
         return []  # the administrator is not needed
     login = host.get_fact(DatabaseAdminLogin, dbms=dbms, client=client, admin_user=admin_user)
     if login is None or login["ok"]:
@@ -355,14 +376,103 @@ class DatabaseAdminLogin(PowerShellJsonFact):
         return {"ok": int(value["code"]) == 0, "error": value.get("stderr") or ""}
 
 
-def _account_in_place(dbms: str, python: str, app: str, instance: str) -> bool:
-    status = host.get_fact(SeedStatus, dbms=dbms, python=python, app=app, instance=instance)
-    return status is not None and status["code"] in (SEED_UP_TO_DATE, SEED_CHANGES_NEEDED)
+# --- accounts: the app's reads, the seeding account writes ------------------------------------------
 
 
-# --- accounts ------------------------------------------------------------------------------------------
+def mysql_self_state_sql(database: str) -> str:
+    """One row, for the account logged in (without the administrator, an account sees only its own
+    rights): its SELECT rights on the database, its other rights there, its CREATE rights there."""
+    db = mysql_string(database)
+    count = f"SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES WHERE TABLE_SCHEMA={db} AND"
+    return (
+        f"SELECT ({count} PRIVILEGE_TYPE='SELECT'), ({count} PRIVILEGE_TYPE<>'SELECT'),"
+        f" ({count} PRIVILEGE_TYPE='CREATE');\n"
+    )
 
-# The administrator password file is read and deleted at once (finally: also when reading fails).
+
+# Both accounts log in with their passwords, read on the host; each answers the state query.
+_ACCOUNT_STATE = r"""
+function Read-Password([string]$file, [string]$key) {
+    if (-not (Test-Path -LiteralPath $file -PathType Leaf)) { return '' }
+    [string]([IO.File]::ReadAllText($file) | ConvertFrom-Json).$key
+}
+function Get-Answer([string]$arguments, [string]$password) {
+    if (-not $password) { return $null }
+    $environment = @{ PGCLIENTENCODING = 'UTF8'; PGCONNECT_TIMEOUT = '10' }
+    $environment[$passwordvariable] = $password
+    $run = Invoke-Program $client $arguments $environment $statesql $null
+    @{ code = $run.code; stdout = $run.stdout.Trim() }
+}
+$result = @{
+    app = Get-Answer $apparguments (Read-Password $secretsfile $secretkey)
+    seeder = Get-Answer $seederarguments (Read-Password $seedersecrets $secretkey)
+}
+"""
+
+
+class AccountState(PowerShellJsonFact):
+    """
+    The app's account and the seeding account as each sees itself, logged in with its password (the
+    secrets file's, the seeding file's): ``{"app": answer, "seeder": answer}``, an answer being
+    ``{"code": exit code, "stdout": the state query's rows}`` or ``None`` (no password yet). The state
+    query is ``mysql_self_state_sql``, or on PostgreSQL (whose catalogs every role reads) the
+    Linux deploy's ``pg_split_state_sql`` and ``pg_split_grants_state_sql``.
+
+    .. code:: python
+
+        host.get_fact(AccountState, dbms="pgres", client="C:/Program Files/PostgreSQL/16/bin/psql.exe",
+                      database="dbimpots-2019", user="admimpots",
+                      secrets="C:/impots/instance/secrets.json",
+                      seeder_secrets="C:/impots/state/seeder-secrets.json")
+    """
+
+    def command(
+        self, dbms: str, client: str, database: str, user: str, secrets: str, seeder_secrets: str
+    ) -> str:
+        if dbms == "mysql":
+            statesql = mysql_self_state_sql(database)
+        else:
+            statesql = pg_split_state_sql(database, user) + pg_split_grants_state_sql(user)
+        return json_fact_script(
+            ps_assign(
+                client=win_path(client),
+                apparguments=client_arguments(dbms, user, database),
+                seederarguments=client_arguments(dbms, seeder_name(user), database),
+                secretsfile=win_path(secrets),
+                seedersecrets=win_path(seeder_secrets),
+                secretkey=f"{dbms}_password",
+                passwordvariable="MYSQL_PWD" if dbms == "mysql" else "PGPASSWORD",
+                statesql=statesql,
+            )
+            + INVOKE_PROGRAM.lstrip("\n")
+            + _ACCOUNT_STATE.lstrip("\n")
+        )
+
+
+def accounts_in_place(dbms: str, state: Mapping[str, Any] | None) -> bool:
+    """Both accounts log in; the app's may only read (PostgreSQL: it owns nothing, the seeding role
+    owns the database, its new tables are readable by the app); the seeding account may create."""
+    if not state or not state.get("app") or not state.get("seeder"):
+        return False
+    app, seeder = state["app"], state["seeder"]
+    if app["code"] != 0 or seeder["code"] != 0:
+        return False
+    if dbms == "mysql":
+        return app["stdout"].split() == ["1", "0", "0"] and seeder["stdout"].split()[2:] == ["1"]
+    rows = app["stdout"].splitlines()
+    if len(rows) != 2:
+        return False
+    owned, unreadable, writable, creates, defaults = (int(x) for x in rows[1].split("|"))
+    return rows[0] == "1|1|1|1" and (owned, unreadable, writable, creates) == (0, 0, 0, 0) and defaults > 0
+
+
+def _account_in_place(dbms: str, **query: str) -> bool:
+    return accounts_in_place(dbms, host.get_fact(AccountState, dbms=dbms, **query))
+
+
+# The administrator password file is read and deleted at once (finally: also when reading fails). The
+# seeding account's password is made once here, on the host, in a file only Administrators and SYSTEM
+# read (its ACL set while the file is still empty), beside the account's name for the seed step.
 _READ_SECRETS = r"""
 $admin = $null
 if ($adminfile) {
@@ -372,63 +482,88 @@ if ($adminfile) {
 $secrets = [IO.File]::ReadAllText($secretsfile) | ConvertFrom-Json
 $password = [string]$secrets.$secretkey
 if (-not $password) { throw "$secretsfile has no $secretkey" }
+$values = @{}
+if (Test-Path -LiteralPath $seedersecrets -PathType Leaf) {
+    $old = [IO.File]::ReadAllText($seedersecrets) | ConvertFrom-Json
+    foreach ($property in $old.PSObject.Properties) { $values[$property.Name] = $property.Value }
+}
+if (-not $values[$secretkey] -or $values[$userkey] -ne $seeder) {
+    if (-not $values[$secretkey]) {
+        $bytes = New-Object byte[] 32
+        [Security.Cryptography.RandomNumberGenerator]::Create().GetBytes($bytes)
+        $text = [Convert]::ToBase64String($bytes).TrimEnd('=')
+        $values[$secretkey] = $text.Replace('+', '-').Replace('/', '_')
+    }
+    $values[$userkey] = $seeder
+    $null = [IO.Directory]::CreateDirectory((Split-Path -Parent $seedersecrets))
+    if (-not (Test-Path -LiteralPath $seedersecrets -PathType Leaf)) {
+        [IO.File]::WriteAllText($seedersecrets, '')
+    }
+    & { $ErrorActionPreference = 'Continue'; & icacls.exe $seedersecrets /inheritance:r /grant:r @grants /Q }
+    if ($LASTEXITCODE -ne 0) { throw "cannot restrict $seedersecrets (icacls exit $LASTEXITCODE)" }
+    $json = ConvertTo-Json -InputObject $values -Compress
+    [IO.File]::WriteAllText($seedersecrets, $json, (New-Object System.Text.UTF8Encoding $false))
+}
+$seederpassword = [string]$values[$secretkey]
 """
 
+# The seeding password goes in first: the script made it, URL-safe base64 (no '@'), so the app's
+# password, whatever it holds, is never searched for a placeholder.
 _MYSQL_ENSURE = r"""
 $environment = @{}
 if ($admin -and $admin.password) { $environment['MYSQL_PWD'] = [string]$admin.password }
 $quoted = "'" + $password.Replace('\', '\\').Replace("'", "''") + "'"
-$run = Invoke-Program $client $arguments $environment $sql.Replace('@PASSWORD@', $quoted) $null
+$seederquoted = "'" + $seederpassword.Replace('\', '\\').Replace("'", "''") + "'"
+$sql = $sql.Replace('@SEEDER_PASSWORD@', $seederquoted).Replace('@PASSWORD@', $quoted)
+$run = Invoke-Program $client $arguments $environment $sql $null
 if ($run.code -ne 0) { throw ($where + ': ' + $run.stderr) }
 """
 
 _PGRES_ENSURE = r"""
 $environment = @{ PGCLIENTENCODING = 'UTF8'; PGCONNECT_TIMEOUT = '10' }
 if ($admin -and $admin.password) { $environment['PGPASSWORD'] = [string]$admin.password }
-$run = Invoke-Program $client $arguments $environment $statesql $null
-if ($run.code -ne 0) { throw ($where + ': ' + $run.stderr) }
-$state = $run.stdout.Trim().Split('|')
-$statements = @()
-if ($state[0] -eq '1') { $statements += $alterrole } else { $statements += $createrole }
-if ($state[1] -ne '1') { $statements += $createdatabase }
-elseif ($state[2] -ne '1') { $statements += $alterowner }
 $quoted = "'" + $password.Replace("'", "''") + "'"
-$sql = ($statements -join "`n").Replace('@PASSWORD@', $quoted) + "`n"
+$seederquoted = "'" + $seederpassword.Replace("'", "''") + "'"
+$sql = $rolessql.Replace('@SEEDER_PASSWORD@', $seederquoted).Replace('@PASSWORD@', $quoted)
 $run = Invoke-Program $client $arguments $environment $sql $null
+if ($run.code -ne 0) { throw ($where + ': ' + $run.stderr) }
+$run = Invoke-Program $client $grantsarguments $environment $grantssql $null
 if ($run.code -ne 0) { throw ($where + ': ' + $run.stderr) }
 """
 
+PASSWORD = "@PASSWORD@"
+SEEDER_PASSWORD = "@SEEDER_PASSWORD@"
+
 
 def mysql_ensure_sql(database: str, user: str) -> str:
-    """The statements making the database and the user (``@PASSWORD@``: the quoted password, put in by
-    the script on the host). The same builder as the Linux target helper's, so both create the same
-    accounts."""
-    return mysql_account_sql(database, user, "@PASSWORD@")
+    """The statements making the database, the app's account (SELECT only) and the seeding account
+    (placeholders put in by the script on the host): the Linux target helper's builder."""
+    return mysql_split_accounts_sql(database, user, PASSWORD, SEEDER_PASSWORD)
 
 
-def pgres_statements(database: str, user: str) -> dict[str, str]:
-    """The state query (``role|database|owner`` as 1/0) and the statements the script picks from
-    (the Linux target helper's builders, ``@PASSWORD@`` put in by the script)."""
-    statements = pg_account_sql(database, user, "@PASSWORD@")
+def pgres_statements(database: str, user: str, admin_user: str) -> dict[str, str]:
+    """The roles and database (run in ``postgres``, placeholders put in by the script) and the
+    grants (run in the app's database): the Linux target helper's builders."""
     return {
-        "statesql": pg_state_sql(database, user),
-        "createrole": statements.create_role,
-        "alterrole": statements.alter_role,
-        "createdatabase": statements.create_database,
-        "alterowner": statements.alter_owner,
+        "rolessql": pg_split_roles_sql(database, user, PASSWORD, SEEDER_PASSWORD),
+        "grantssql": pg_split_grants_sql(user),
+        "grantsarguments": client_arguments("pgres", admin_user, database),
     }
 
 
-def client_arguments(dbms: str, admin_user: str) -> str:
+def client_arguments(dbms: str, user: str, database: str | None = None) -> str:
+    """The client's arguments to log in as ``user`` over TCP (a password only ever in the child's
+    environment), to ``database`` (PostgreSQL: ``postgres`` by default)."""
     address, port = ENDPOINTS[dbms].rsplit(":", 1)
     if dbms == "mysql":
         return command_line(
-            ["--protocol=TCP", f"--host={address}", f"--port={port}", f"--user={admin_user}",
+            ["--protocol=TCP", f"--host={address}", f"--port={port}", f"--user={user}",
+             *([f"--database={database}"] if database else []),
              "--default-character-set=utf8mb4", "--batch", "--skip-column-names", "--connect-timeout=10"]
         )  # fmt: skip
     return command_line(
         ["-X", "-q", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1", "-h", address, "-p", port,
-         "-U", admin_user, "-d", "postgres"]
+         "-U", user, "-d", database or "postgres"]
     )  # fmt: skip
 
 
@@ -439,22 +574,25 @@ def admin_file(admin_dir: str, dbms: str) -> str:
 def _account_commands(
     dbms: str,
     client: str,
-    admin_user: str,
-    admin_password: str | None,
-    admin_dir: str,
-    secrets: str,
+    admin: tuple[str, str | None, str],
+    user: str,
+    seeding: tuple[str, str],
     statements: Mapping[str, str],
     ensure: str,
 ):
-    """Upload the administrator password (if any), then the script making the account: the
-    ``statements`` as PowerShell variables, then the secrets read, then ``ensure`` (the DBMS's part)."""
+    """Upload the administrator password (if any), then the script making the accounts: the
+    ``statements`` as PowerShell variables, then the secrets read (the seeding one made if missing),
+    then ``ensure`` (the DBMS's part). ``admin``: user, password, Administrators-only transit folder;
+    ``seeding``: the app's secrets file and the seeding passwords file."""
+    admin_user, admin_password, admin_dir = admin
+    secrets, seeder_secrets = seeding
     adminfile = ""
     if admin_password is not None:
         adminfile = admin_file(admin_dir, dbms)
         yield FileUploadCommand(BytesIO(json.dumps({"password": admin_password}).encode("utf-8")), adminfile)
     variable = ADMIN_KEYS[f"impots_{dbms}_admin_password"][1]
     where = (
-        f"cannot create the database and user on {LABELS[dbms]} at {ENDPOINTS[dbms]} as {admin_user} "
+        f"cannot create the database and users on {LABELS[dbms]} at {ENDPOINTS[dbms]} as {admin_user} "
         f"with {client} (administrator password: {variable}, "
         f"{'given' if admin_password is not None else 'none given'})"
     )
@@ -464,9 +602,13 @@ def _account_commands(
             arguments=client_arguments(dbms, admin_user),
             adminfile=win_path(adminfile),
             secretsfile=win_path(secrets),
+            seedersecrets=win_path(seeder_secrets),
             secretkey=f"{dbms}_password",
+            userkey=f"{dbms}_user",
+            seeder=seeder_name(user),
             where=where,
         )
+        + f"$grants = {ps_array(ADMINS_ONLY_GRANTS)}\n"
         + ps_assign(**statements)
         + INVOKE_PROGRAM.lstrip("\n")
         + _READ_SECRETS.lstrip("\n")
@@ -486,18 +628,22 @@ def mysql_account(
     python: str,
     app: str,
     instance: str,
+    seeder_secrets: str,
 ):
     """
-    Create the MariaDB/MySQL database and its user (``'user'@'localhost'`` and ``'user'@'127.0.0.1'``,
-    all rights on the database) with the ``mysql_password`` of the secrets file; no change when the app
-    already logs in with it (``SeedStatus`` exit 0 or 3).
+    The MariaDB/MySQL database, the app's account (``'user'@'localhost'`` and ``'user'@'127.0.0.1'``,
+    the ``mysql_password`` of the secrets file, SELECT only on the database) and the seeding account
+    ``<user>_seed`` (all rights on the database, its password made once on the host in
+    ``seeder_secrets``); an older app account with more rights is reduced. No change when both log in
+    and the app's account sees SELECT only, the seeding one CREATE (``AccountState``).
 
     + client: ``mysql.exe``
     + admin_user, admin_password: the administrator account (``root``; ``None``: no password)
     + admin_dir: Administrators-only folder the administrator password passes through
-    + secrets: the app's secrets file
+    + secrets: the app's secrets file; seeder_secrets: the seeding passwords (Administrators only)
     + database, user: e.g. ``dbimpots-2019``, ``admimpots``
-    + python, app, instance: the venv's Python, the app folder and its instance folder (for the check)
+    + python, app, instance: the venv's Python, the app folder and its instance folder (unused here:
+      ``seed_check_paths`` gives them to every database step)
 
     .. code:: python
 
@@ -505,15 +651,17 @@ def mysql_account(
                       admin_password=None, admin_dir="C:/impots/admin",
                       secrets="C:/impots/instance/secrets.json", database="dbimpots-2019",
                       user="admimpots", python="C:/impots/venv/Scripts/python.exe",
-                      app="C:/impots/app", instance="C:/impots/instance")
+                      app="C:/impots/app", instance="C:/impots/instance",
+                      seeder_secrets="C:/impots/state/seeder-secrets.json")
     """
-    if _account_in_place("mysql", python, app, instance):
-        host.noop(f"MariaDB/MySQL database {database} and user {user} are already in place")
+    query = {"database": database, "user": user, "secrets": secrets, "seeder_secrets": seeder_secrets}
+    if _account_in_place("mysql", client=client, **query):
+        host.noop(f"MariaDB/MySQL database {database}, reader {user} and its seeder are already in place")
         return
     statements = {"sql": mysql_ensure_sql(database, user)}
-    yield from _account_commands(
-        "mysql", client, admin_user, admin_password, admin_dir, secrets, statements, _MYSQL_ENSURE
-    )
+    admin = (admin_user, admin_password, admin_dir)
+    seeding = (secrets, seeder_secrets)
+    yield from _account_commands("mysql", client, admin, user, seeding, statements, _MYSQL_ENSURE)
 
 
 @operation()
@@ -528,10 +676,14 @@ def postgresql_account(
     python: str,
     app: str,
     instance: str,
+    seeder_secrets: str,
 ):
     """
-    Create the PostgreSQL role (login, the ``pgres_password`` of the secrets file) and its database
-    (owned by it); no change when the app already logs in with it (``SeedStatus`` exit 0 or 3).
+    The PostgreSQL roles and database: the app's role (login, the ``pgres_password`` of the secrets
+    file) reads every table of ``public`` and owns nothing; the seeding role ``<user>_seed`` (its
+    password made once on the host in ``seeder_secrets``) owns the database, the tables and creates in
+    ``public``. An older app role owning them is reduced. No change when both log in and the state
+    queries say so (``AccountState``).
 
     + client: ``psql.exe``
     + admin_user, admin_password: the superuser (``postgres``; ``None``: no password, e.g. trust)
@@ -543,36 +695,71 @@ def postgresql_account(
                            admin_password="...", admin_dir="C:/impots/admin",
                            secrets="C:/impots/instance/secrets.json", database="dbimpots-2019",
                            user="admimpots", python="C:/impots/venv/Scripts/python.exe",
-                           app="C:/impots/app", instance="C:/impots/instance")
+                           app="C:/impots/app", instance="C:/impots/instance",
+                           seeder_secrets="C:/impots/state/seeder-secrets.json")
     """
-    if _account_in_place("pgres", python, app, instance):
-        host.noop(f"PostgreSQL database {database} owned by {user} is already in place")
+    query = {"database": database, "user": user, "secrets": secrets, "seeder_secrets": seeder_secrets}
+    if _account_in_place("pgres", client=client, **query):
+        host.noop(f"PostgreSQL database {database} owned by {seeder_name(user)}, {user} reads only")
         return
-    statements = pgres_statements(database, user)
-    yield from _account_commands(
-        "pgres", client, admin_user, admin_password, admin_dir, secrets, statements, _PGRES_ENSURE
-    )
+    statements = pgres_statements(database, user, admin_user)
+    admin = (admin_user, admin_password, admin_dir)
+    seeding = (secrets, seeder_secrets)
+    yield from _account_commands("pgres", client, admin, user, seeding, statements, _PGRES_ENSURE)
 
 
 # --- schema and data -------------------------------------------------------------------------------------
 
+# As the seeding account, through a private instance folder (Administrators and SYSTEM only, made beside
+# the seeding passwords and removed afterwards): the app's impots.json with the seeding account in place
+# of the app's, and a secrets file with its password. The app's code is used unchanged.
 _SEED = r"""
-$run = Invoke-Program $python $arguments @{ IMPOTS_INSTANCE_PATH = $instance } '' $app
+$stored = [IO.File]::ReadAllText($seedersecrets) | ConvertFrom-Json
+$password = [string]$stored.$secretkey
+$seeder = [string]$stored.$userkey
+if (-not $password -or -not $seeder) {
+    throw "$seedersecrets has no $secretkey or $userkey`: the accounts step has not run"
+}
+$name = 'impots-seed-' + [Guid]::NewGuid().ToString('N')
+$seedinstance = Join-Path (Split-Path -Parent $seedersecrets) $name
+$null = [IO.Directory]::CreateDirectory($seedinstance)
+try {
+    & { $ErrorActionPreference = 'Continue'; & icacls.exe $seedinstance /inheritance:r /grant:r @grants /Q }
+    if ($LASTEXITCODE -ne 0) { throw "cannot restrict $seedinstance (icacls exit $LASTEXITCODE)" }
+    $config = [IO.File]::ReadAllText((Join-Path $instance 'impots.json')) | ConvertFrom-Json
+    $config.databases.$dbms.user = $seeder
+    $config | Add-Member -NotePropertyName secrets_file -NotePropertyValue 'secrets.json' -Force
+    $utf8 = New-Object Text.UTF8Encoding $false
+    $json = ConvertTo-Json -InputObject $config -Depth 10
+    [IO.File]::WriteAllText((Join-Path $seedinstance 'impots.json'), $json, $utf8)
+    $json = ConvertTo-Json -InputObject @{ $secretkey = $password } -Compress
+    [IO.File]::WriteAllText((Join-Path $seedinstance 'secrets.json'), $json, $utf8)
+    $run = Invoke-Program $python $arguments @{ IMPOTS_INSTANCE_PATH = $seedinstance } '' $app
+}
+finally { Remove-Item -LiteralPath $seedinstance -Recurse -Force -ErrorAction SilentlyContinue }
 if ($run.stdout) { Write-Output $run.stdout.Trim() }
 if ($run.code -ne 0) { throw ('python -m impots.db.seed failed (exit ' + $run.code + '): ' + $run.stderr) }
 """
 
 
 @operation()
-def database_seeded(dbms: Sequence[str], python: str, app: str, instance: str, touch: str | None = None):
+def database_seeded(
+    dbms: Sequence[str],
+    python: str,
+    app: str,
+    instance: str,
+    seeder_secrets: str,
+    touch: str | None = None,
+):
     """
     Create the app's tables and make their rows equal to the course data with the app's own command
-    (``python -m impots.db.seed <dbms>``, from the app folder, ``IMPOTS_INSTANCE_PATH`` set), for each
-    DBMS whose ``--check`` (``SeedStatus``) does not say up to date.
+    (``python -m impots.db.seed <dbms>``, from the app folder) run as the seeding account, for each
+    DBMS whose ``--check`` (``SeedStatus``, as the app's account) does not say up to date.
 
     + dbms: ``mysql`` and/or ``pgres``
     + python: the venv's ``Scripts/python.exe``
-    + app: the app folder (current release); instance: the instance folder
+    + app: the app folder (current release); instance: the instance folder (its ``impots.json``)
+    + seeder_secrets: the seeding accounts' names and passwords (the account steps write them)
     + touch: a file written after seeding (a reload-watched stamp: the apps must reload to read the
       repaired data)
 
@@ -580,6 +767,7 @@ def database_seeded(dbms: Sequence[str], python: str, app: str, instance: str, t
 
         database_seeded(dbms=["mysql", "pgres"], python="C:/impots/venv/Scripts/python.exe",
                         app="C:/impots/app", instance="C:/impots/instance",
+                        seeder_secrets="C:/impots/state/seeder-secrets.json",
                         touch="C:/impots/state/data-seeded.stamp")
     """
     stale = []
@@ -591,7 +779,14 @@ def database_seeded(dbms: Sequence[str], python: str, app: str, instance: str, t
         host.noop(f"{', '.join(dbms)} schema and data are already up to date")
         return
     for name in stale:
-        yield seed_script(name, python, app, instance, check=False, tail=_SEED)
+        variables = ps_assign(
+            dbms=name,
+            seedersecrets=win_path(seeder_secrets),
+            secretkey=f"{name}_password",
+            userkey=f"{name}_user",
+        )
+        tail = variables + f"$grants = {ps_array(ADMINS_ONLY_GRANTS)}\n" + _SEED.lstrip("\n")
+        yield seed_script(name, python, app, instance, check=False, tail=tail)
     if touch:
         yield ps_assign(seeded=win_path(touch)) + _TOUCH.lstrip("\n")
 

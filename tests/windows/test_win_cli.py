@@ -141,7 +141,7 @@ def test_cli_full_run_executes_every_operation(tmp_path, layout):
     assert ("Restart-Service" in restart[0]) == (layout == "apache-lounge")
     # The databases: the account scripts and the app's seed ran, Laragon's Redis was started.
     assert sum("FLUSH PRIVILEGES;" in s for s in scripts) == 1
-    assert sum("$createrole = " in s for s in scripts) == 1
+    assert sum("$rolessql = " in s for s in scripts) == 1
     assert [
         s.split("\n")[3]
         for s in scripts

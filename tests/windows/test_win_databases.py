@@ -8,14 +8,18 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from ps_grammar import grammar_errors
 from ps_lint import lint
 from pyinfra.api.util import get_kwargs_str
+from test_win_grammar import AWKWARD
 from win_fakes import (
+    ACCOUNTS_IN_PLACE,
     ALL_ENDPOINTS,
     LARAGON_APACHE,
     MARIADB_MYSQL,
@@ -27,7 +31,16 @@ from win_fakes import (
 )
 from win_optest import run_op
 
-from provisioning.settings import SettingsError
+from provisioning.plan import host_plan
+from provisioning.remote.sql import (
+    mysql_split_accounts_sql,
+    pg_split_grants_sql,
+    pg_split_grants_state_sql,
+    pg_split_roles_sql,
+    pg_split_state_sql,
+    seeder_name,
+)
+from provisioning.settings import SettingsError, parse_settings
 from provisioning.windows import databases, facts
 from provisioning.windows.databases import (
     DatabaseAdmins,
@@ -40,7 +53,7 @@ from provisioning.windows.databases import (
 )
 from provisioning.windows.deploy import WindowsDeployError
 from provisioning.windows.platforms import apache_lounge_platform, laragon_platform
-from provisioning.windows.powershell import ps_quote
+from provisioning.windows.powershell import ps_quote, wrap_script
 
 REPO = Path(__file__).resolve().parents[2]
 PATHS = {
@@ -53,6 +66,7 @@ ACCOUNT = {
     "secrets": "C:/impots/instance/secrets.json",
     "database": "dbimpots-2019",
     "user": "admimpots",
+    "seeder_secrets": "C:/impots/state/seeder-secrets.json",
     **PATHS,
 }
 MYSQL = "C:/Program Files/MariaDB 11.4/bin/mysql.exe"
@@ -211,25 +225,136 @@ def test_database_admins_bad_values_name_the_key_not_the_secret():
 # --- operations -----------------------------------------------------------------------------------------
 
 
-def test_mysql_account_noop_when_the_app_logs_in():
-    for code in (0, 3):  # up to date, or only the seed to do: the account works
-        commands, noop = run_op(
-            databases.mysql_account,
-            {"databases.SeedStatus": seed_facts(mysql=code)},
-            client=MYSQL,
-            admin_user="root",
-            admin_password=None,
-            **ACCOUNT,
-        )
-        assert commands == []
-        assert noop == "MariaDB/MySQL database dbimpots-2019 and user admimpots are already in place"
+SEEDER_SECRETS = "C:/impots/state/seeder-secrets.json"
+STATE_QUERY = {
+    "database": "dbimpots-2019",
+    "user": "admimpots",
+    "secrets": "C:/impots/instance/secrets.json",
+    "seeder_secrets": SEEDER_SECRETS,
+}
 
 
-@pytest.mark.parametrize("code", [None, 2])
-def test_mysql_account_made_without_admin_password(code):
+def account_facts(dbms: str, client: str, state) -> dict:
+    """The AccountState answer for ``dbms``."""
+    return {
+        "databases.AccountState": {get_kwargs_str({"dbms": dbms, "client": client, **STATE_QUERY}): state}
+    }
+
+
+def answer(stdout: str, code: int = 0) -> dict:
+    return {"code": code, "stdout": stdout}
+
+
+# An older deploy's account: ALL on the database (MariaDB lists each right), or the owner (PostgreSQL).
+MYSQL_OLD = {"app": answer("1\t17\t1"), "seeder": None}
+PG_OLD = {"app": answer("1|0|1|0\n2|0|2|1|0"), "seeder": None}
+
+
+def test_accounts_in_place_only_when_both_accounts_are_right():
+    assert databases.accounts_in_place("mysql", ACCOUNTS_IN_PLACE["mysql"])
+    assert databases.accounts_in_place("pgres", ACCOUNTS_IN_PLACE["pgres"])
+    for dbms, state in (("mysql", MYSQL_OLD), ("pgres", PG_OLD), ("mysql", None), ("pgres", {})):
+        assert not databases.accounts_in_place(dbms, state)
+    wrong = {
+        "mysql": [
+            {"app": answer("1\t1\t0"), "seeder": answer("1\t17\t1")},  # the app may also INSERT
+            {"app": answer("1\t0\t0"), "seeder": answer("", 1)},  # the seeder cannot log in
+            {"app": answer("", 1), "seeder": answer("1\t17\t1")},  # the app cannot log in
+            {"app": answer("0\t0\t0"), "seeder": answer("1\t17\t1")},  # the app cannot read
+        ],
+        "pgres": [
+            {"app": answer("1|1|1|0\n0|0|0|0|1"), "seeder": answer("")},  # the app's role owns the db
+            {"app": answer("1|1|1|1\n2|0|0|0|1"), "seeder": answer("")},  # ... or tables
+            {"app": answer("1|1|1|1\n0|0|2|0|1"), "seeder": answer("")},  # it may change rows
+            {"app": answer("1|1|1|1\n0|0|0|1|1"), "seeder": answer("")},  # it may create in public
+            {"app": answer("1|1|1|1\n0|0|0|0|0"), "seeder": answer("")},  # no default privileges
+            {"app": answer("1|1|1|1\n0|0|0|0|1"), "seeder": answer("", 2)},  # the seeder cannot log in
+        ],
+    }
+    for dbms, states in wrong.items():
+        for state in states:
+            assert not databases.accounts_in_place(dbms, state), (dbms, state)
+
+
+def test_account_state_script_exact_and_no_password():
+    script = databases.AccountState().command(dbms="mysql", client=MYSQL, **STATE_QUERY)
+    assert script.startswith(
+        "$client = 'C:\\Program Files\\MariaDB 11.4\\bin\\mysql.exe'\n"
+        "$apparguments = '--protocol=TCP --host=127.0.0.1 --port=3306 --user=admimpots "
+        "--database=dbimpots-2019 --default-character-set=utf8mb4 --batch --skip-column-names "
+        "--connect-timeout=10'\n"
+        "$seederarguments = '--protocol=TCP --host=127.0.0.1 --port=3306 --user=admimpots_seed "
+        "--database=dbimpots-2019 --default-character-set=utf8mb4 --batch --skip-column-names "
+        "--connect-timeout=10'\n"
+        "$secretsfile = 'C:\\impots\\instance\\secrets.json'\n"
+        "$seedersecrets = 'C:\\impots\\state\\seeder-secrets.json'\n"
+        "$secretkey = 'mysql_password'\n"
+        "$passwordvariable = 'MYSQL_PWD'\n"
+        "$statesql = " + ps_quote(databases.mysql_self_state_sql("dbimpots-2019")) + "\n"
+        "function Invoke-Program("
+    )
+    assert script.endswith(
+        "$result = @{\n"
+        "    app = Get-Answer $apparguments (Read-Password $secretsfile $secretkey)\n"
+        "    seeder = Get-Answer $seederarguments (Read-Password $seedersecrets $secretkey)\n"
+        "}\nConvertTo-Json -InputObject $result -Compress -Depth 5"
+    )
+    pg = databases.AccountState().command(dbms="pgres", client=PSQL, **STATE_QUERY)
+    # PostgreSQL: the Linux deploy's own state queries (the catalogs are readable by every role).
+    statesql = pg_split_state_sql("dbimpots-2019", "admimpots") + pg_split_grants_state_sql("admimpots")
+    assert f"\n$statesql = {ps_quote(statesql)}\n" in pg
+    assert (
+        "$seederarguments = '-X -q -A -t -w -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 5432 -U admimpots_seed "
+        "-d dbimpots-2019'\n"
+    ) in pg
+    for text in (script, pg):
+        assert lint(text) == []
+        assert grammar_errors(wrap_script(text)) == []
+
+
+def test_mysql_self_state_sql_exact():
+    assert databases.mysql_self_state_sql("dbimpots-2019") == (
+        "SELECT (SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES WHERE "
+        "TABLE_SCHEMA='dbimpots-2019' AND PRIVILEGE_TYPE='SELECT'), (SELECT COUNT(*) FROM "
+        "information_schema.SCHEMA_PRIVILEGES WHERE TABLE_SCHEMA='dbimpots-2019' AND "
+        "PRIVILEGE_TYPE<>'SELECT'), (SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES WHERE "
+        "TABLE_SCHEMA='dbimpots-2019' AND PRIVILEGE_TYPE='CREATE');\n"
+    )
+
+
+def test_mysql_account_noop_when_both_accounts_are_right():
+    commands, noop = run_op(
+        databases.mysql_account,
+        account_facts("mysql", MYSQL, ACCOUNTS_IN_PLACE["mysql"]),
+        client=MYSQL,
+        admin_user="root",
+        admin_password=None,
+        **ACCOUNT,
+    )
+    assert commands == []
+    assert (
+        noop == "MariaDB/MySQL database dbimpots-2019, reader admimpots and its seeder are already in place"
+    )
+
+
+SEEDER_LINES = (
+    "$seedersecrets = 'C:\\impots\\state\\seeder-secrets.json'",
+    "$userkey = 'mysql_user'",
+    "$seeder = 'admimpots_seed'",
+    "$grants = @('*S-1-5-32-544:F', '*S-1-5-18:F')",
+    # made on the host, once; the file restricted while still empty, then written
+    "        [Security.Cryptography.RandomNumberGenerator]::Create().GetBytes($bytes)",
+    "    & { $ErrorActionPreference = 'Continue'; & icacls.exe $seedersecrets /inheritance:r /grant:r "
+    "@grants /Q }",
+    "    [IO.File]::WriteAllText($seedersecrets, $json, (New-Object System.Text.UTF8Encoding $false))",
+)
+
+
+@pytest.mark.parametrize("state", [None, MYSQL_OLD, {"app": answer("1\t0\t0"), "seeder": answer("", 1)}])
+def test_mysql_account_made_or_reduced_without_admin_password(state):
     commands, _ = run_op(
         databases.mysql_account,
-        {"databases.SeedStatus": seed_facts(mysql=code)},
+        account_facts("mysql", MYSQL, state),
         client=MYSQL,
         admin_user="root",
         admin_password=None,
@@ -244,38 +369,41 @@ def test_mysql_account_made_without_admin_password(code):
         "--default-character-set=utf8mb4 --batch --skip-column-names --connect-timeout=10'\n"
         "$adminfile = ''\n"
         "$secretsfile = 'C:\\impots\\instance\\secrets.json'\n"
+        "$seedersecrets = 'C:\\impots\\state\\seeder-secrets.json'\n"
         "$secretkey = 'mysql_password'\n"
-        "$where = 'cannot create the database and user on MariaDB/MySQL at 127.0.0.1:3306 as root with "
+        "$userkey = 'mysql_user'\n"
+        "$seeder = 'admimpots_seed'\n"
+        "$where = 'cannot create the database and users on MariaDB/MySQL at 127.0.0.1:3306 as root with "
         "C:/Program Files/MariaDB 11.4/bin/mysql.exe (administrator password: IMPOTS_MYSQL_ADMIN_PASSWORD, "
         "none given)'\n"
+        "$grants = @('*S-1-5-32-544:F', '*S-1-5-18:F')\n"
         "$sql = "
     )
+    for line in SEEDER_LINES:
+        assert line in script.splitlines(), line
     assert "$environment['MYSQL_PWD'] = [string]$admin.password" in script
+    # Both placeholders are replaced on the host, the seeding one first.
     assert (
-        "$run = Invoke-Program $client $arguments $environment $sql.Replace('@PASSWORD@', $quoted) $null"
-        in script
-    )
+        "$sql = $sql.Replace('@SEEDER_PASSWORD@', $seederquoted).Replace('@PASSWORD@', $quoted)\n"
+        "$run = Invoke-Program $client $arguments $environment $sql $null"
+    ) in script
     assert lint(script) == []
+    assert grammar_errors(wrap_script(script)) == []
 
 
-def test_mysql_ensure_sql_exact():
-    assert mysql_ensure_sql("dbimpots-2019", "admimpots") == (
-        "CREATE DATABASE IF NOT EXISTS `dbimpots-2019` CHARACTER SET utf8mb4;\n"
-        "CREATE USER IF NOT EXISTS 'admimpots'@'localhost' IDENTIFIED BY @PASSWORD@;\n"
-        "ALTER USER 'admimpots'@'localhost' IDENTIFIED BY @PASSWORD@;\n"
-        "GRANT ALL PRIVILEGES ON `dbimpots-2019`.* TO 'admimpots'@'localhost';\n"
-        "CREATE USER IF NOT EXISTS 'admimpots'@'127.0.0.1' IDENTIFIED BY @PASSWORD@;\n"
-        "ALTER USER 'admimpots'@'127.0.0.1' IDENTIFIED BY @PASSWORD@;\n"
-        "GRANT ALL PRIVILEGES ON `dbimpots-2019`.* TO 'admimpots'@'127.0.0.1';\n"
-        "FLUSH PRIVILEGES;\n"
-    )
+def test_mysql_ensure_sql_is_the_split_builder_with_placeholders():
+    sql = mysql_ensure_sql("dbimpots-2019", "admimpots")
+    assert sql == mysql_split_accounts_sql("dbimpots-2019", "admimpots", "@PASSWORD@", "@SEEDER_PASSWORD@")
+    assert "GRANT SELECT ON `dbimpots-2019`.* TO 'admimpots'@'127.0.0.1';" in sql.splitlines()
+    assert "REVOKE ALL PRIVILEGES ON `dbimpots-2019`.* FROM 'admimpots'@'localhost';" in sql.splitlines()
+    assert "ALTER USER 'admimpots_seed'@'localhost' IDENTIFIED BY @SEEDER_PASSWORD@;" in sql.splitlines()
 
 
 def test_postgresql_account_uploads_admin_password_and_never_scripts_it():
     password = "Postgres-root-pw'1"
     commands, _ = run_op(
         databases.postgresql_account,
-        {"databases.SeedStatus": seed_facts(pgres=2)},
+        account_facts("pgres", PSQL, PG_OLD),
         client=PSQL,
         admin_user="postgres",
         admin_password=password,
@@ -288,72 +416,138 @@ def test_postgresql_account_uploads_admin_password_and_never_scripts_it():
     )
     script = commands[1]
     assert password not in script
-    assert (
-        "\n$statesql = 'SELECT (SELECT count(*) FROM pg_roles WHERE rolname = ''admimpots''),"
-        " (SELECT count(*) FROM pg_database WHERE datname = ''dbimpots-2019''),"
-    ) in script
+    roles = pg_split_roles_sql("dbimpots-2019", "admimpots", "@PASSWORD@", "@SEEDER_PASSWORD@")
+    assert f"\n$rolessql = {ps_quote(roles)}\n" in script
+    assert f"\n$grantssql = {ps_quote(pg_split_grants_sql('admimpots'))}\n" in script
     for line in (
-        "$createrole = 'CREATE ROLE \"admimpots\" LOGIN PASSWORD @PASSWORD@;'",
-        "$alterrole = 'ALTER ROLE \"admimpots\" WITH LOGIN PASSWORD @PASSWORD@;'",
-        "$createdatabase = 'CREATE DATABASE \"dbimpots-2019\" OWNER \"admimpots\" ENCODING ''UTF8'' "
-        "TEMPLATE template0;'",
-        '$alterowner = \'ALTER DATABASE "dbimpots-2019" OWNER TO "admimpots";\'',
         "$client = 'C:\\Program Files\\PostgreSQL\\16\\bin\\psql.exe'",
         "$arguments = '-X -q -A -t -w -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 5432 -U postgres -d postgres'",
+        "$grantsarguments = '-X -q -A -t -w -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 5432 -U postgres "
+        "-d dbimpots-2019'",
         "$adminfile = 'C:\\impots\\admin\\pgres-admin.json'",
         "$secretkey = 'pgres_password'",
+        "$userkey = 'pgres_user'",
         "$environment = @{ PGCLIENTENCODING = 'UTF8'; PGCONNECT_TIMEOUT = '10' }",
         "if ($admin -and $admin.password) { $environment['PGPASSWORD'] = [string]$admin.password }",
+        "$sql = $rolessql.Replace('@SEEDER_PASSWORD@', $seederquoted).Replace('@PASSWORD@', $quoted)",
+        "$run = Invoke-Program $client $grantsarguments $environment $grantssql $null",
         # the administrator password file is deleted whatever happens
         "    finally { Remove-Item -LiteralPath $adminfile -Force -ErrorAction SilentlyContinue }",
+        *(line for line in SEEDER_LINES if "mysql" not in line),
     ):
         assert line in script.splitlines(), line
     assert lint(script) == []
+    assert grammar_errors(wrap_script(script)) == []
 
 
 def test_postgresql_account_noop():
     commands, noop = run_op(
         databases.postgresql_account,
-        {"databases.SeedStatus": seed_facts(pgres=0)},
+        account_facts("pgres", PSQL, ACCOUNTS_IN_PLACE["pgres"]),
         client=PSQL,
         admin_user="postgres",
         admin_password="whatever",
         **ACCOUNT,
     )
     assert commands == []
-    assert noop == "PostgreSQL database dbimpots-2019 owned by admimpots is already in place"
+    assert noop == "PostgreSQL database dbimpots-2019 owned by admimpots_seed, admimpots reads only"
 
 
-def test_database_seeded_runs_only_the_stale_dbms_then_noop():
+def test_database_seeded_runs_only_the_stale_dbms_as_the_seeding_account_then_noop():
     commands, _ = run_op(
         databases.database_seeded,
         {"databases.SeedStatus": seed_facts(mysql=0, pgres=3)},
         dbms=["mysql", "pgres"],
+        seeder_secrets=SEEDER_SECRETS,
         **PATHS,
     )
     assert len(commands) == 1
-    assert commands[0].startswith(
+    script = commands[0]
+    assert script.startswith(
         "$python = 'C:\\impots\\venv\\Scripts\\python.exe'\n$app = 'C:\\impots\\app'\n"
         "$instance = 'C:\\impots\\instance'\n$arguments = '-m impots.db.seed pgres'\nfunction Invoke-Program("
     )
-    assert commands[0].endswith(
-        "$run = Invoke-Program $python $arguments @{ IMPOTS_INSTANCE_PATH = $instance } '' $app\n"
-        "if ($run.stdout) { Write-Output $run.stdout.Trim() }\n"
+    for line in (
+        "$dbms = 'pgres'",
+        "$seedersecrets = 'C:\\impots\\state\\seeder-secrets.json'",
+        "$secretkey = 'pgres_password'",
+        "$userkey = 'pgres_user'",
+        "$grants = @('*S-1-5-32-544:F', '*S-1-5-18:F')",
+        # a private instance folder, restricted before anything is written in it, removed afterwards
+        "    & { $ErrorActionPreference = 'Continue'; & icacls.exe $seedinstance /inheritance:r "
+        "/grant:r @grants /Q }",
+        "    $config.databases.$dbms.user = $seeder",
+        "    $run = Invoke-Program $python $arguments @{ IMPOTS_INSTANCE_PATH = $seedinstance } '' $app",
+        "finally { Remove-Item -LiteralPath $seedinstance -Recurse -Force -ErrorAction SilentlyContinue }",
+    ):
+        assert line in script.splitlines(), line
+    assert script.index("icacls.exe $seedinstance") < script.index("WriteAllText((Join-Path $seedinstance")
+    assert script.endswith(
         "if ($run.code -ne 0) { throw ('python -m impots.db.seed failed (exit ' + $run.code + '): ' "
         "+ $run.stderr) }"
     )
-    assert lint(commands[0]) == []
+    assert lint(script) == []
+    assert grammar_errors(wrap_script(script)) == []
     commands, _ = run_op(
-        databases.database_seeded, {"databases.SeedStatus": seed_facts(mysql=None)}, dbms=["mysql"], **PATHS
+        databases.database_seeded,
+        {"databases.SeedStatus": seed_facts(mysql=None)},
+        dbms=["mysql"],
+        seeder_secrets=SEEDER_SECRETS,
+        **PATHS,
     )
     assert [assigned(c, "arguments") for c in commands] == ["-m impots.db.seed mysql"]
     commands, noop = run_op(
         databases.database_seeded,
         {"databases.SeedStatus": seed_facts(mysql=0, pgres=0)},
         dbms=["mysql", "pgres"],
+        seeder_secrets=SEEDER_SECRETS,
         **PATHS,
     )
     assert commands == [] and noop == "mysql, pgres schema and data are already up to date"
+
+
+@pytest.mark.parametrize("path", AWKWARD)
+def test_every_database_script_parses_with_awkward_paths(path):
+    query = {**STATE_QUERY, "secrets": f"{path}/s.json", "seeder_secrets": f"{path}/state/seeder.json"}
+    account = {**ACCOUNT, "admin_dir": f"{path}/admin", "secrets": query["secrets"]}
+    account |= {"seeder_secrets": query["seeder_secrets"], "instance": f"{path}/instance"}
+    built = []
+    for dbms, op, client in (
+        ("mysql", databases.mysql_account, f"{path}/mysql.exe"),
+        ("pgres", databases.postgresql_account, f"{path}/psql.exe"),
+    ):
+        built.append(databases.AccountState().command(dbms=dbms, client=client, **query))
+        state = {"databases.AccountState": {get_kwargs_str({"dbms": dbms, "client": client, **query}): None}}
+        commands, _ = run_op(op, state, client=client, admin_user="root", admin_password="x", **account)
+
+        built += [c for c in commands if isinstance(c, str)]
+    stale = {
+        "databases.SeedStatus": {
+            get_kwargs_str({"dbms": dbms, "python": f"{path}/python.exe", "app": f"{path}/app",
+                            "instance": f"{path}/instance"}): None
+            for dbms in ("mysql", "pgres")
+        }
+    }  # fmt: skip
+    commands, _ = run_op(
+        databases.database_seeded,
+        stale,
+        dbms=["mysql", "pgres"],
+        python=f"{path}/python.exe",
+        app=f"{path}/app",
+        instance=f"{path}/instance",
+        seeder_secrets=query["seeder_secrets"],
+    )
+    built += commands
+    assert len(built) == 6
+    for script in built:
+        assert lint(script) == [], script
+        assert grammar_errors(wrap_script(script)) == [], script
+
+
+def test_seed_check_paths_name_the_plan_s_seeding_file():
+    settings = parse_settings("@winssh/lab-pc", {}, environ={}, default_os="windows")
+    plan = host_plan("@winssh/lab-pc", settings, LARAGON)
+    assert databases.seed_check_paths(settings)["seeder_secrets"] == plan.paths.seeder_secrets
 
 
 def test_redis_running_noop_and_start():
@@ -511,21 +705,49 @@ PSQL_POSTGRES = [
 ]
 
 
-def pg_ensure(database: str, user: str, password: str) -> str:
-    """The script's PostgreSQL steps: the state query, then the statements it picks."""
-    statements = pgres_statements(database, user)
-    result = run(PSQL_POSTGRES, statements["statesql"])
+def pg_ensure(database: str, user: str, password: str, seeder_password: str) -> None:
+    """The script's PostgreSQL steps, as the administrator: roles and database in ``postgres`` (the
+    placeholders replaced as the script does, the seeding one first), then the grants in the database."""
+    statements = pgres_statements(database, user, "postgres")
+    sql = statements["rolessql"].replace("@SEEDER_PASSWORD@", pg_quoted(seeder_password))
+    result = run(PSQL_POSTGRES, sql.replace("@PASSWORD@", pg_quoted(password)))
     assert result.returncode == 0, result.stderr
-    state = result.stdout.strip().split("|")
-    chosen = [statements["alterrole"] if state[0] == "1" else statements["createrole"]]
-    if state[1] != "1":
-        chosen.append(statements["createdatabase"])
-    elif state[2] != "1":
-        chosen.append(statements["alterowner"])
-    sql = "\n".join(chosen).replace("@PASSWORD@", pg_quoted(password)) + "\n"
-    result = run(PSQL_POSTGRES, sql)
+    result = run([*PSQL_POSTGRES[:-1], database], statements["grantssql"])
     assert result.returncode == 0, result.stderr
-    return "".join(state)
+
+
+def mysql_ensure(database: str, user: str, password: str, seeder_password: str) -> None:
+    sql = mysql_ensure_sql(database, user).replace("@SEEDER_PASSWORD@", mysql_quoted(seeder_password))
+    result = run(MYSQL_ROOT, sql.replace("@PASSWORD@", mysql_quoted(password)))
+    assert result.returncode == 0, result.stderr
+
+
+def account_state(dbms: str, database: str, user: str, passwords: dict) -> dict:
+    """What AccountState's script gets: the state query as each account, with the script's arguments
+    and its password in the child's environment."""
+    if dbms == "mysql":
+        sql, variable = databases.mysql_self_state_sql(database), "MYSQL_PWD"
+    else:
+        sql = pg_split_state_sql(database, user) + pg_split_grants_state_sql(user)
+        variable = "PGPASSWORD"
+    state = {}
+    for role, name in (("app", user), ("seeder", seeder_name(user))):
+        if not passwords.get(role):
+            state[role] = None
+            continue
+        client = "mysql" if dbms == "mysql" else "psql"
+        arguments = shlex.split(databases.client_arguments(dbms, name, database))
+        env = {**os.environ, variable: passwords[role], "PGCONNECT_TIMEOUT": "10"}
+        result = run([client, *arguments], sql, env=env)
+        state[role] = {"code": result.returncode, "stdout": result.stdout.strip()}
+    return state
+
+
+def as_account(dbms: str, database: str, user: str, password: str, sql: str) -> subprocess.CompletedProcess:
+    client = "mysql" if dbms == "mysql" else "psql"
+    variable = "MYSQL_PWD" if dbms == "mysql" else "PGPASSWORD"
+    arguments = shlex.split(databases.client_arguments(dbms, user, database))
+    return run([client, *arguments], sql, env={**os.environ, variable: password})
 
 
 def seed(app_instance: Path, dbms: str, *extra: str) -> subprocess.CompletedProcess:
@@ -547,13 +769,19 @@ def scratch_names():
     suffix = secrets.token_hex(4)
     database, user = f"dbimpots-wintest-{suffix}", f"winimpots_{suffix}"
     yield database, user
-    run(MYSQL_ROOT, f"DROP DATABASE IF EXISTS `{database}`;\nDROP USER IF EXISTS '{user}'@'localhost';\n"
-        f"DROP USER IF EXISTS '{user}'@'127.0.0.1';\n")  # fmt: skip
-    run(PSQL_POSTGRES, f'DROP DATABASE IF EXISTS "{database}";\nDROP ROLE IF EXISTS "{user}";\n')
+    for name in (user, seeder_name(user)):
+        run(
+            MYSQL_ROOT,
+            f"DROP USER IF EXISTS '{name}'@'localhost';\nDROP USER IF EXISTS '{name}'@'127.0.0.1';\n",
+        )
+    run(MYSQL_ROOT, f"DROP DATABASE IF EXISTS `{database}`;\n")
+    run(PSQL_POSTGRES, f'DROP DATABASE IF EXISTS "{database}";\n')
+    for name in (user, seeder_name(user)):
+        run(PSQL_POSTGRES, f'DROP OWNED BY "{name}";\nDROP ROLE IF EXISTS "{name}";\n')
 
 
-def instance(tmp_path: Path, database: str, user: str, passwords: dict) -> Path:
-    folder = tmp_path / "instance"
+def instance(tmp_path: Path, database: str, user: str, passwords: dict, name: str = "instance") -> Path:
+    folder = tmp_path / name
     folder.mkdir(exist_ok=True)
     config = {
         "databases": {
@@ -573,44 +801,82 @@ def write_secrets(folder: Path, passwords: dict) -> None:
     path.chmod(0o600)  # the app refuses a secrets file others may read
 
 
-def test_mysql_sql_for_real_then_the_app_seed(tmp_path, scratch_names):
+# What an older deploy made (the builders it used are gone): the app's account with every right.
+OLD_MYSQL = """CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4;
+CREATE USER '{user}'@'localhost' IDENTIFIED BY {pw};
+CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY {pw};
+GRANT ALL PRIVILEGES ON `{db}`.* TO '{user}'@'localhost';
+GRANT ALL PRIVILEGES ON `{db}`.* TO '{user}'@'127.0.0.1';
+"""
+OLD_PG = """CREATE ROLE "{user}" LOGIN PASSWORD {pw};
+CREATE DATABASE "{db}" OWNER "{user}" ENCODING 'UTF8' TEMPLATE template0;
+"""
+SEEDER_PW = "Seeder-" + "A1_-" * 8  # the shape of the script's password: URL-safe base64
+
+
+@pytest.mark.parametrize("dbms", ["mysql", "pgres"])
+def test_an_older_account_is_seen_reduced_and_the_seed_runs_as_the_seeding_account(
+    dbms, tmp_path, scratch_names
+):
     database, user = scratch_names
-    folder = instance(tmp_path, database, user, {"mysql_password": TRICKY})
-    # Before: the app cannot log in, so the deploy's check (exit 2) plans the account.
-    assert seed(folder, "mysql", "--check").returncode == 2
-    sql = mysql_ensure_sql(database, user).replace("@PASSWORD@", mysql_quoted(TRICKY))
-    for _ in range(2):  # the statements are idempotent: a second run changes nothing and succeeds
-        result = run(MYSQL_ROOT, sql)
-        assert result.returncode == 0, result.stderr
-    check = seed(folder, "mysql", "--check")
-    assert (check.returncode, check.stdout.strip()) == (3, "would seed"), check.stderr
-    assert seed(folder, "mysql").stdout.strip() == "seeded"
-    assert seed(folder, "mysql", "--check").returncode == 0
-    # A changed password in the secrets file: the app cannot log in, the account script puts it right.
-    write_secrets(folder, {"mysql_password": "Another-1"})
-    assert seed(folder, "mysql", "--check").returncode == 2
-    result = run(
-        MYSQL_ROOT, mysql_ensure_sql(database, user).replace("@PASSWORD@", mysql_quoted("Another-1"))
+    password = TRICKY if dbms == "mysql" else TRICKY_PG
+    folder = instance(tmp_path, database, user, {f"{dbms}_password": password})
+    if dbms == "mysql":
+        old = OLD_MYSQL.format(db=database, user=user, pw=mysql_quoted(password))
+        assert run(MYSQL_ROOT, old).returncode == 0
+    else:
+        old = OLD_PG.format(db=database, user=user, pw=pg_quoted(password))
+        assert run(PSQL_POSTGRES, old).returncode == 0
+    assert seed(folder, dbms).stdout.strip() == "seeded"  # the old way: the app's account owns the tables
+    # Before: the seeding account has no password yet, and the app's may write: the deploy plans a change.
+    old_state = account_state(dbms, database, user, {"app": password})
+    assert old_state["app"]["code"] == 0 and old_state["seeder"] is None
+    assert not databases.accounts_in_place(dbms, old_state)
+    assert not databases.accounts_in_place(
+        dbms, {**old_state, "seeder": ACCOUNTS_IN_PLACE[dbms]["seeder"]}
+    ), "the app's own rights alone must show the older account"
+    ensure = mysql_ensure if dbms == "mysql" else pg_ensure
+    for _ in range(2):  # idempotent: a second run changes nothing and succeeds
+        ensure(database, user, password, SEEDER_PW)
+    passwords = {"app": password, "seeder": SEEDER_PW}
+    assert databases.accounts_in_place(dbms, account_state(dbms, database, user, passwords))
+    # The app reads its data, and may change nothing.
+    assert seed(folder, dbms, "--check").returncode == 0
+    assert as_account(dbms, database, user, password, "CREATE TABLE intrus (a int);\n").returncode != 0
+    assert as_account(dbms, database, user, password, "DELETE FROM tbtranches;\n").returncode != 0
+    # The seed as the deploy runs it: a private instance naming the seeding account.
+    private = instance(tmp_path, database, seeder_name(user), {f"{dbms}_password": SEEDER_PW}, "seed")
+    result = seed(private, dbms)
+    assert result.returncode == 0, result.stderr
+    assert seed(folder, dbms, "--check").returncode == 0
+    assert databases.accounts_in_place(dbms, account_state(dbms, database, user, passwords))
+    # A wrong seeding password (the file lost): the state sees it, the script puts it right.
+    assert not databases.accounts_in_place(
+        dbms, account_state(dbms, database, user, {**passwords, "seeder": "other"})
     )
-    assert result.returncode == 0, result.stderr
-    assert seed(folder, "mysql", "--check").returncode == 0
 
 
-def test_postgresql_sql_for_real_then_the_app_seed(tmp_path, scratch_names):
+@pytest.mark.parametrize("dbms", ["mysql", "pgres"])
+def test_a_new_host_gets_both_accounts_and_the_seed_runs_as_the_seeding_account(
+    dbms, tmp_path, scratch_names
+):
     database, user = scratch_names
-    folder = instance(tmp_path, database, user, {"pgres_password": TRICKY_PG})
-    assert seed(folder, "pgres", "--check").returncode == 2
-    assert pg_ensure(database, user, TRICKY_PG) == "000"  # role, database, owner: none yet
-    assert pg_ensure(database, user, TRICKY_PG) == "111"  # second run: only the password is set again
-    check = seed(folder, "pgres", "--check")
+    password = TRICKY if dbms == "mysql" else TRICKY_PG
+    folder = instance(tmp_path, database, user, {f"{dbms}_password": password})
+    assert seed(folder, dbms, "--check").returncode == 2  # nothing yet: the app cannot log in
+    assert not databases.accounts_in_place(dbms, account_state(dbms, database, user, {"app": password}))
+    ensure = mysql_ensure if dbms == "mysql" else pg_ensure
+    ensure(database, user, password, SEEDER_PW)
+    passwords = {"app": password, "seeder": SEEDER_PW}
+    assert databases.accounts_in_place(dbms, account_state(dbms, database, user, passwords))
+    check = seed(folder, dbms, "--check")
     assert (check.returncode, check.stdout.strip()) == (3, "would seed"), check.stderr
-    assert seed(folder, "pgres").stdout.strip() == "seeded"
-    assert seed(folder, "pgres", "--check").returncode == 0
-    # The database owned by someone else: the script gives it back to the app's role.
-    result = run(PSQL_POSTGRES, f'ALTER DATABASE "{database}" OWNER TO postgres;\n')
-    assert result.returncode == 0, result.stderr
-    assert pg_ensure(database, user, TRICKY_PG) == "110"
-    assert pg_ensure(database, user, TRICKY_PG) == "111"
+    private = instance(tmp_path, database, seeder_name(user), {f"{dbms}_password": SEEDER_PW}, "seed")
+    result = seed(private, dbms)
+    assert (result.returncode, result.stdout.strip()) == (0, "seeded"), result.stderr
+    assert seed(folder, dbms, "--check").returncode == 0  # the app reads what the seeding account wrote
+    assert databases.accounts_in_place(dbms, account_state(dbms, database, user, passwords))
+    assert as_account(dbms, database, user, password, "DELETE FROM tbtranches;\n").returncode != 0
 
 
 def test_date_time_only_host_needs_no_database_nor_redis(monkeypatch):
@@ -654,9 +920,10 @@ def test_administrator_password_missing_stops_before_any_change(monkeypatch):
     planned, _ = dry_run(monkeypatch, windows, {"impots_windows_layout": "apache-lounge"})
     by_name = {name: commands for name, commands, _ in planned}
     assert by_name["MariaDB/MySQL database and user"][0].dest == "C:/impots/admin/mysql-admin.json"
-    # Once the app logs in (a converged machine), the administrator is not even tried.
+    # Once both accounts are right (a converged machine), the administrator is not even tried.
     monkeypatch.delenv("IMPOTS_MYSQL_ADMIN_PASSWORD")
-    windows.fact(databases.SeedStatus, {"code": 0, "stderr": ""}, dbms="mysql", **PATHS)
+    windows.fact(databases.AccountState, ACCOUNTS_IN_PLACE["mysql"], dbms="mysql", client=MARIADB_MYSQL,
+                 **STATE_QUERY)  # fmt: skip
     windows.seen.clear()
     planned, _ = dry_run(monkeypatch, windows, {"impots_windows_layout": "apache-lounge"})
     assert not any("$probe = 'SELECT 1;" in script and "mysql.exe" in script for script in windows.seen)

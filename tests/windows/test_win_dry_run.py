@@ -17,6 +17,7 @@ from win_fakes import (
     ALL_ENDPOINTS,
     DESKTOP_SID,
     FakeWindows,
+    accounts_made,
     apache_lounge_machine,
     dry_run,
     laragon_machine,
@@ -273,6 +274,8 @@ def converge(windows: FakeWindows, planned) -> None:
                 endpoint = f"{assigned(script, 'address')}:{assigned(script, 'port')}"
                 windows.fact(facts.TcpPortsOpen, {endpoint: True}, endpoints=[endpoint])
                 windows.fact(facts.TcpPortsOpen, dict.fromkeys(ALL_ENDPOINTS, True), endpoints=ALL_ENDPOINTS)
+            if "$seedersecrets = " in script and "\n$seeder = '" in script:
+                accounts_made(windows, script)
             if "-m impots.db.seed" in script:
                 # After the accounts and the seed, the app's --check finds everything up to date.
                 dbms = assigned(script, "arguments").split()[2]

@@ -136,13 +136,21 @@ SEED_PATHS = {
     "app": "C:/impots/app",
     "instance": "C:/impots/instance",
 }
+SEEDER_SECRETS = "C:/impots/state/seeder-secrets.json"
 
 
 def test_repaired_data_touches_the_data_stamp():
     key_mysql = get_kwargs_str({"dbms": "mysql", **SEED_PATHS})
     stamp = "C:/impots/state/data-seeded.stamp"
     stale = {"databases.SeedStatus": {key_mysql: {"code": 3, "stderr": ""}}}
-    commands, _ = run_op(databases.database_seeded, stale, dbms=["mysql"], touch=stamp, **SEED_PATHS)
+    commands, _ = run_op(
+        databases.database_seeded,
+        stale,
+        dbms=["mysql"],
+        touch=stamp,
+        seeder_secrets=SEEDER_SECRETS,
+        **SEED_PATHS,
+    )
     assert len(commands) == 2 and "-m impots.db.seed mysql" in commands[0]
     assert commands[1] == (
         "$seeded = 'C:\\impots\\state\\data-seeded.stamp'\n"
@@ -150,7 +158,14 @@ def test_repaired_data_touches_the_data_stamp():
         "[IO.File]::WriteAllText($seeded, [DateTime]::UtcNow.ToString('o'))"
     )
     fresh = {"databases.SeedStatus": {key_mysql: {"code": databases.SEED_UP_TO_DATE, "stderr": ""}}}
-    commands, noop = run_op(databases.database_seeded, fresh, dbms=["mysql"], touch=stamp, **SEED_PATHS)
+    commands, noop = run_op(
+        databases.database_seeded,
+        fresh,
+        dbms=["mysql"],
+        touch=stamp,
+        seeder_secrets=SEEDER_SECRETS,
+        **SEED_PATHS,
+    )
     assert commands == [] and noop == "mysql schema and data are already up to date"
 
 

@@ -391,3 +391,34 @@ def dry_run(monkeypatch, windows: FakeWindows, data: dict):
         planned.append((name, commands, op_data.operation_meta._maybe_is_change))
     disconnect_all(state)
     return planned, clients[0]
+
+
+# What AccountState answers once the accounts are right: MariaDB's app account sees SELECT only, the
+# seeding one CREATE among its rights; on PostgreSQL both roles, the database owned by the seeding role,
+# the app's role owning, writing and creating nothing, the seeding role's default privileges set.
+ACCOUNTS_IN_PLACE = {
+    "mysql": {"app": {"code": 0, "stdout": "1\t0\t0"}, "seeder": {"code": 0, "stdout": "1\t17\t1"}},
+    "pgres": {"app": {"code": 0, "stdout": "1|1|1|1\n0|0|0|0|1"}, "seeder": {"code": 0, "stdout": "1|1|1|1"}},
+}
+
+
+def _assigned(script: str, variable: str) -> str:
+    for line in script.splitlines():
+        if line.startswith(f"${variable} = '"):
+            return line[len(variable) + 5 : -1].replace("''", "'")
+    raise AssertionError(variable)
+
+
+def accounts_made(windows: FakeWindows, script: str, database: str = "dbimpots-2019") -> None:
+    """After an accounts script (``mysql_account``/``postgresql_account``): both accounts in place."""
+    dbms = _assigned(script, "secretkey").split("_")[0]
+    windows.fact(
+        databases.AccountState,
+        ACCOUNTS_IN_PLACE[dbms],
+        dbms=dbms,
+        client=_assigned(script, "client"),
+        database=database,
+        user=_assigned(script, "seeder").removesuffix("_seed"),
+        secrets=_assigned(script, "secretsfile"),
+        seeder_secrets=_assigned(script, "seedersecrets"),
+    )
