@@ -28,11 +28,18 @@ def _current_release(install_root: str) -> str | None:
     return cached_fact(SymlinkTarget, path=f"{install_root}/app", entry_point=RELEASE_ENTRY_POINT)
 
 
+def _switch_link(install_root: str, release: str) -> str:
+    """Point ``<install_root>/app`` at ``releases/<release>`` in one atomic rename."""
+    link = f"{install_root}/app"
+    return f"ln -sfn releases/{release} {link}.new && mv -T {link}.new {link}"
+
+
 @operation()
 def app_release_unpacked(artifact: str, sha256: str, install_root: str):
     """
     Unpack the app artifact into ``<install_root>/releases/<sha>``, without making it current (see
-    ``app_release_checked`` and ``app_release_switched``), only when it is not the current app. Every
+    ``app_release_checked`` and ``app_release_switched``), only when it is not the current app; made
+    current at once only where no whole release serves (a new host, a vanished release). Every
     release links ``instance`` to ``<install_root>/instance``, so configuration, secrets and logs
     survive releases.
 
@@ -47,7 +54,8 @@ def app_release_unpacked(artifact: str, sha256: str, install_root: str):
         app_release_unpacked(name="Unpack", artifact=a.path, sha256=a.sha256, install_root="/opt/impots")
     """
     release = release_name(sha256)
-    if _current_release(install_root) == f"releases/{release}":
+    current = _current_release(install_root)
+    if current == f"releases/{release}":
         host.noop(f"release {release} is already the current app")
         return
     releases = f"{install_root}/releases"
@@ -60,6 +68,11 @@ def app_release_unpacked(artifact: str, sha256: str, install_root: str):
         f"ln -s ../../instance {release}.new/instance && "
         f"rm -rf {release} && mv {release}.new {release} && rm -f {release}.tar.gz"
     )
+    if current is None:
+        # Nothing whole is serving (a new host, or a release that vanished): nothing to protect, and the
+        # instance configuration names its files through the app link, which the check and the seed
+        # need. The link is made now; the check then finds the release live.
+        yield _switch_link(install_root, release)
 
 
 # Each entry point is loaded as mod_wsgi loads it (its folder first on sys.path, then create_app), as
@@ -82,7 +95,7 @@ def app_release_checked(sha256: str, install_root: str, venv: str, entry_points:
     """
     release = release_name(sha256)
     if _current_release(install_root) == f"releases/{release}":
-        host.noop(f"release {release} is live and was checked")
+        host.noop(f"release {release} is live")
         return
     entries = " ".join(shlex.quote(entry) for entry in entry_points)
     yield (
@@ -106,7 +119,7 @@ def app_release_switched(sha256: str, install_root: str):
     if current == wanted:
         host.noop(f"release {release} is already the current app")
         return
-    yield f"ln -sfn {wanted} {install_root}/app.new && mv -T {install_root}/app.new {install_root}/app"
+    yield _switch_link(install_root, release)
     keep = [f"! -name {release}"]
     if current and current.startswith("releases/"):
         keep.append(f"! -name {posixpath.basename(current)}")
