@@ -24,6 +24,17 @@ def database_state(**query) -> dict:
     return cached_fact(HelperJson, **database_state_query(**query)) or {}
 
 
+def _accounts(name: str, checks: tuple[str, ...], ensure, label: str, query: dict, **shared):
+    """The body both account operations share: no change when every ``checks`` key of the ``name``
+    state holds, else the helper's ensure call (``ensure``: ``remote_call.mysql_ensure``/``pg_ensure``)."""
+    state = database_state(**query, **shared).get(name, {})
+    if all(state.get(k) for k in checks):
+        database, user = query["database"], query["user"]
+        host.noop(f"{label} database {database}, reader {user} and its seeder are already in place")
+        return
+    yield ensure(**query, seeder_secrets=shared["seeder_secrets"])
+
+
 @operation()
 def mysql_database(
     helper: str,
@@ -49,11 +60,10 @@ def mysql_database(
     + seeder_secrets: target path of the seeding accounts' root-only passwords file
     """
     query = {"helper": helper, "secrets": secrets, "database": database, "user": user}
-    state = database_state(**query, dbms=dbms, venv=venv, app=app, seeder_secrets=seeder_secrets)
-    if all(state.get("mysql", {}).get(k) for k in ("database", "user", "grants", "password")):
-        host.noop(f"MariaDB database {database}, reader {user} and its seeder are already in place")
-        return
-    yield remote_call.mysql_ensure(**query, seeder_secrets=seeder_secrets)
+    yield from _accounts(
+        "mysql", ("database", "user", "grants", "password"), remote_call.mysql_ensure, "MariaDB",
+        query, dbms=dbms, venv=venv, app=app, seeder_secrets=seeder_secrets,
+    )  # fmt: skip
 
 
 @operation()
@@ -80,11 +90,10 @@ def postgresql_database(
     + seeder_secrets: target path of the seeding accounts' root-only passwords file
     """
     query = {"helper": helper, "secrets": secrets, "database": database, "user": user}
-    state = database_state(**query, dbms=dbms, venv=venv, app=app, seeder_secrets=seeder_secrets)
-    if all(state.get("pgres", {}).get(k) for k in ("database", "user", "owner", "password")):
-        host.noop(f"PostgreSQL database {database}, reader {user} and its seeder are already in place")
-        return
-    yield remote_call.pg_ensure(**query, seeder_secrets=seeder_secrets)
+    yield from _accounts(
+        "pgres", ("database", "user", "owner", "password"), remote_call.pg_ensure, "PostgreSQL",
+        query, dbms=dbms, venv=venv, app=app, seeder_secrets=seeder_secrets,
+    )  # fmt: skip
 
 
 @operation()
