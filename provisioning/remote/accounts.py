@@ -14,6 +14,7 @@ import tempfile
 
 from .errors import DatabaseError, UsageError
 from .secrets_file import read_secrets, required_secret
+from .seed_check import fast_seed_status
 from .sql import (
     MYSQL_HOSTS,
     mysql_account_sql,
@@ -128,11 +129,16 @@ def pg_ensure(secrets: str, database: str, user: str) -> str:
     return f"postgresql: database {database} owned by {user} in place"
 
 
-def seed_status(venv: str, app: str, dbms: str) -> int:
-    """Exit code of the app's ``python -m impots.db.seed <dbms> --check`` (127: no app or venv yet)."""
+def seed_status(venv: str, app: str, dbms: str, database: str = "", user: str = "") -> int:
+    """The exit code the app's ``python -m impots.db.seed <dbms> --check`` gives (127: no app or venv
+    yet): read cheaply by ``seed_check`` when it can decide, else by running that check."""
     python = os.path.join(venv, "bin", "python")
     if not os.access(python, os.X_OK) or not os.path.isdir(os.path.join(app, "impots")):
         return NO_APP_YET
+    if database and user:
+        status = fast_seed_status(app, dbms, database, user)
+        if status is not None:
+            return status
     command = [python, "-m", "impots.db.seed", dbms, "--check"]
     return subprocess.run(command, cwd=app, capture_output=True, check=False).returncode
 
@@ -154,7 +160,7 @@ def database_state(secrets: str, database: str, user: str, dbms: list[str], venv
     # The queries wait on other processes (clients, the app's seed check): run them side by side.
     with concurrent.futures.ThreadPoolExecutor(max_workers=2 * len(dbms) or 1) as pool:
         accounts = {name: pool.submit(_account_state, name, secrets, database, user) for name in dbms}
-        seeds = {name: pool.submit(seed_status, venv, app, name) for name in dbms}
+        seeds = {name: pool.submit(seed_status, venv, app, name, database, user) for name in dbms}
         state: dict = {name: future.result() for name, future in accounts.items()}
         state["seed"] = {name: future.result() for name, future in seeds.items()}
     return state
