@@ -130,7 +130,7 @@ def store_wheel(key: str, name_file: Path, part: Path, version: str) -> Path | N
 def build_and_fetch(folder: str, venv: str, apxs: str, version: str, key: str, host_name: str):
     """Commands (``yield from``) building the wheel into ``folder`` on the host and fetching it; returns
     the cached wheel, or None when it could not be cached (the host then installs its own build)."""
-    pip_wheel = f"{venv}/bin/pip wheel -q --no-deps --no-cache-dir --disable-pip-version-check"
+    pip_wheel = f"{venv}/bin/pip wheel -q --use-pep517 --no-deps --no-cache-dir --disable-pip-version-check"
     yield (
         f"rm -rf {folder} && mkdir -p {folder} && APXS={apxs} {pip_wheel} -w {folder} mod-wsgi=={version}"
         f" && cd {folder} && ls mod_wsgi-{version}-*.whl > name && ln -f mod_wsgi-{version}-*.whl fetch.whl"
