@@ -91,7 +91,7 @@ def wait_for_sshd(layout: FleetLayout, number: int, pid: int, timeout: float = 3
     probe = f"exec 3<>/dev/tcp/{layout.host_address(number)}/22"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not pid_is_host(pid, layout.host_name(number)):
+        if _stopped(pid, layout.host_name(number)):
             log = (layout.host_dir(number) / "console.log").read_text(errors="replace")[-800:]
             raise FleetError(f"{layout.host_name(number)} stopped while starting:\n{log}")
         probe_run = subprocess.run(
@@ -101,6 +101,17 @@ def wait_for_sshd(layout: FleetLayout, number: int, pid: int, timeout: float = 3
             return
         time.sleep(0.2)
     raise FleetError(f"{layout.host_name(number)}: sshd did not answer within {timeout:.0f} s")
+
+
+def _stopped(pid: int, host_name: str) -> bool:
+    """A host that is starting may show an empty command line for a moment (``ip netns exec`` and
+    ``unshare`` exec in turn): only a process that is gone, a zombie, or another program has stopped."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        zombie = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+    return zombie or (command != b"" and not pid_is_host(pid, host_name))
 
 
 def pid_is_host(pid: int, host_name: str) -> bool:
