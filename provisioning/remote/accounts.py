@@ -14,6 +14,7 @@ import tempfile
 
 from .errors import DatabaseError, UsageError
 from .secrets_file import read_secrets, required_secret
+from .seed_check import fast_seed_status
 from .seeder import seeder_password
 from .sql import (
     MYSQL_HOSTS,
@@ -144,11 +145,16 @@ def pg_ensure(secrets: str, database: str, user: str, seeder_secrets: str) -> st
     return f"postgresql: database {database} owned by {seeder_name(user)}, {user} reads only"
 
 
-def seed_status(venv: str, app: str, dbms: str) -> int:
-    """Exit code of the app's ``python -m impots.db.seed <dbms> --check`` (127: no app or venv yet)."""
+def seed_status(venv: str, app: str, dbms: str, database: str = "", user: str = "") -> int:
+    """The exit code the app's ``python -m impots.db.seed <dbms> --check`` gives (127: no app or venv
+    yet): read cheaply by ``seed_check`` when it can decide, else by running that check."""
     python = os.path.join(venv, "bin", "python")
     if not os.access(python, os.X_OK) or not os.path.isdir(os.path.join(app, "impots")):
         return NO_APP_YET
+    if database and user:
+        status = fast_seed_status(app, dbms, database, user)
+        if status is not None:
+            return status
     command = [python, "-m", "impots.db.seed", dbms, "--check"]
     return subprocess.run(command, cwd=app, capture_output=True, check=False).returncode
 
@@ -174,7 +180,7 @@ def database_state(
         accounts = {
             name: pool.submit(_account_state, name, secrets, database, user, seeder_secrets) for name in dbms
         }
-        seeds = {name: pool.submit(seed_status, venv, app, name) for name in dbms}
+        seeds = {name: pool.submit(seed_status, venv, app, name, database, user) for name in dbms}
         state: dict = {name: future.result() for name, future in accounts.items()}
         state["seed"] = {name: future.result() for name, future in seeds.items()}
     return state

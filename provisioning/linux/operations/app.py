@@ -8,10 +8,10 @@ import posixpath
 import shlex
 from io import StringIO
 
-from pyinfra import host
+from pyinfra import host, state
 from pyinfra.api import FileUploadCommand, operation
 
-from provisioning import remote_call
+from provisioning import remote_call, wheels
 from provisioning.linux.facts import HelperJson, SymlinkTarget, VenvState, cached_fact
 
 # A release is whole when its link resolves to a folder that holds the entry points.
@@ -154,8 +154,12 @@ def app_venv(venv: str, python: str, requirements: str, requirements_sha256: str
 @operation()
 def mod_wsgi_installed(venv: str, apxs: str, version: str = "6.1.1"):
     """
-    Build mod_wsgi into the venv against the target's Apache (``APXS=``), only when it is missing
-    or another version. ``--no-cache-dir``: a cached wheel may be linked to another libpython.
+    Install mod_wsgi in the venv, built against the target's Apache (``APXS=``), only when it is
+    missing or another version. Built once per platform (``provisioning.wheels``): the first host of a
+    platform compiles the wheel and the controller caches it, the others install that wheel (pip still
+    checks its Requires-Python and version); a module not linked to the venv's libpython is refused.
+    Without a known platform (``--dry``, a venv not made yet) it is compiled on the host as before.
+    ``--no-cache-dir``: pip's own cache may hold a wheel linked to another libpython.
 
     + venv: the app's virtual environment
     + apxs: path of the target Apache's ``apxs``
@@ -166,7 +170,25 @@ def mod_wsgi_installed(venv: str, apxs: str, version: str = "6.1.1"):
         host.noop(f"mod_wsgi {version} is already built in {venv}")
         return
     pip = f"{venv}/bin/pip install -q --no-cache-dir --disable-pip-version-check"
-    yield f"APXS={apxs} {pip} mod-wsgi=={version}"
+    platform = host.get_fact(wheels.WheelPlatform, venv=venv, apxs=apxs) if state.is_executing else {}
+    key = wheels.wheel_key(platform, apxs, version)
+    wheel, lock = wheels.wait_for_wheel_or_lock(key, version) if key else (None, None)
+    if not (wheel or lock):
+        yield f"APXS={apxs} {pip} mod-wsgi=={version}"
+        return
+    folder, linked = f"{venv}/.impots-wheels", wheels.linked_check(venv, platform)
+    try:
+        if lock:  # this host builds it for its platform; the controller keeps it for the others
+            wheel = yield from wheels.build_and_fetch(folder, venv, apxs, version, key, host.name)
+        if wheel:
+            yield f"rm -rf {folder} && mkdir -p {folder}"
+            yield FileUploadCommand(str(wheel), f"{folder}/{wheel.name}")
+            yield f"{pip} --no-deps {folder}/{wheel.name} && rm -rf {folder} && {linked}"
+        else:
+            yield f"{pip} --no-deps {folder}/mod_wsgi-{version}-*.whl && rm -rf {folder} && {linked}"
+    finally:
+        if lock:
+            lock.close()
 
 
 def secret_digest(value: str) -> str:

@@ -1,0 +1,85 @@
+"""provisioning.wheels: the platform key of a compiled mod_wsgi, the controller's cache and its lock."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from provisioning import wheels
+
+DEBIAN_12 = {
+    "os_release": "debian-12",
+    "python": "cpython-311",
+    "soabi": "cpython-311-x86_64-linux-gnu",
+    "libpython": "libpython3.11.so",
+    "platform": "linux-x86_64",
+    "mmn": "20120211",
+}
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(wheels, "WHEELS_DIR", tmp_path)
+    return tmp_path
+
+
+def test_the_fact_reads_this_machines_python_and_apache_abi(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    command = wheels.WheelPlatform().command(str(venv), "/usr/bin/apxs")
+    output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+    platform = wheels.WheelPlatform().process(output.splitlines())
+    assert platform["python"] == sys.implementation.cache_tag
+    assert platform["mmn"].isdigit() and platform["os_release"].startswith("debian-")
+    missing = wheels.WheelPlatform().command(str(tmp_path / "no-venv"), "/usr/bin/apxs")
+    assert subprocess.run(["sh", "-c", missing], capture_output=True, text=True).stdout == ""
+
+
+def test_the_key_changes_with_anything_the_module_is_linked_to() -> None:
+    key = wheels.wheel_key(DEBIAN_12, "/usr/bin/apxs", "6.1.1")
+    assert key and key.startswith("mod_wsgi-6.1.1-debian-12-linux-x86_64-cpython-311-mmn20120211-")
+    others = [
+        wheels.wheel_key({**DEBIAN_12, "mmn": "20120212"}, "/usr/bin/apxs", "6.1.1"),
+        wheels.wheel_key({**DEBIAN_12, "libpython": "libpython3.11.a"}, "/usr/bin/apxs", "6.1.1"),
+        wheels.wheel_key(DEBIAN_12, "/opt/apache/bin/apxs", "6.1.1"),
+        wheels.wheel_key(DEBIAN_12, "/usr/bin/apxs", "5.0.2"),
+    ]
+    assert key not in others and len(set(others)) == 4
+    assert wheels.wheel_key({}, "/usr/bin/apxs", "6.1.1") is None
+    assert wheels.WheelPlatform().process(["python=cpython-311"]) == {}
+
+
+def test_one_builder_at_a_time_and_the_others_get_the_cached_wheel(cache: Path) -> None:
+    key = wheels.wheel_key(DEBIAN_12, "/usr/bin/apxs", "6.1.1")
+    builder = wheels.try_lock(key)
+    assert builder and wheels.try_lock(key) is None
+    folder = cache / key
+    (folder / ".h1.name").write_text("mod_wsgi-6.1.1-cp311-cp311-linux_x86_64.whl\n")
+    (folder / ".h1.part").write_bytes(b"wheel")
+    stored = wheels.store_wheel(key, folder / ".h1.name", folder / ".h1.part", "6.1.1")
+    builder.close()
+    assert (
+        stored == folder / "mod_wsgi-6.1.1-cp311-cp311-linux_x86_64.whl" and stored.read_bytes() == b"wheel"
+    )
+    assert wheels.wait_for_wheel_or_lock(key, "6.1.1") == (stored, None)
+    assert wheels.cached_wheel(key, "6.2.0") is None
+
+
+@pytest.mark.parametrize("name", ["../evil.whl", "mod_wsgi-6.2.0-cp311-cp311-linux_x86_64.whl", ""])
+def test_a_fetched_file_with_another_name_is_not_cached(cache: Path, name: str) -> None:
+    key = wheels.wheel_key(DEBIAN_12, "/usr/bin/apxs", "6.1.1")
+    folder = cache / key
+    folder.mkdir()
+    (folder / ".h.name").write_text(name)
+    (folder / ".h.part").write_bytes(b"x")
+    assert wheels.store_wheel(key, folder / ".h.name", folder / ".h.part", "6.1.1") is None
+    assert list(folder.iterdir()) == []
+
+
+def test_the_link_check_refuses_a_module_linked_to_another_libpython() -> None:
+    assert wheels.linked_check("/v", {"libpython": "libpython3.11.a"}) == "true"
+    check = wheels.linked_check("/v", {"libpython": "libpython3.11.so"})
+    assert check.startswith('ldd "$(/v/bin/mod_wsgi-express module-location)" | grep -qF libpython3.11.so ||')
