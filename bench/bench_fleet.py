@@ -1,25 +1,31 @@
 """Benchmark of the deploy over lab fleets of bare hosts (scripts/fleet), as root: prints figures only.
 
-    .venv/bin/python bench/bench_fleet.py [--sizes 1 2 4 8] [--release bookworm]
+    .venv/bin/python bench/bench_fleet.py [--sizes 1 2 4 8] [--release bookworm] [--keep-wheels]
 
 For each size N: a fresh fleet of N bare hosts, one pyinfra run over all of them in parallel (first run:
 apt, the mod_wsgi compile, databases, TLS, vhosts), then a no-change run; per host, the memory of all its
 processes (PSS, so shared pages are split between hosts) and the disk of its layer. The fleet is taken
-down after each size. Targets (issue "A lab room, for real"): first run of 4 hosts <= 2x one host;
-no-change run of 8 hosts <= 1.5x one host. This machine is shared: figures are noisy.
+down after each size, and the controller's cache of mod_wsgi wheels is emptied before each size (unless
+``--keep-wheels``), so each first run includes one compile, as on a new controller. Targets (issue "A lab
+room, for real"): first run of 4 hosts <= 2x one host; no-change run of 8 hosts <= 1.5x one host.
+This machine is shared: figures are noisy.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "fleet"))
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "tests" / "fleet"), str(REPO)]
 
 from fleet_harness import build_bases, run_pyinfra, running_fleet  # noqa: E402
 from fleetlab.fleet import Fleet  # noqa: E402
+
+from provisioning.wheels import WHEELS_DIR  # noqa: E402
 
 
 def descendants(pid: int) -> list[int]:
@@ -52,7 +58,9 @@ def layer_mib(fleet: Fleet, number: int) -> float:
     return int(du.stdout.split()[0]) / 1024
 
 
-def measure(size: int, release: str) -> dict:
+def measure(size: int, release: str, keep_wheels: bool) -> dict:
+    if not keep_wheels:  # each size starts from a controller that has built no mod_wsgi wheel yet
+        shutil.rmtree(WHEELS_DIR, ignore_errors=True)
     with running_fleet(f"bench{size}", {release: size}) as fleet:
         first = run_pyinfra(fleet)
         if first.returncode != 0:
@@ -75,13 +83,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--release", default="bookworm")
+    parser.add_argument(
+        "--keep-wheels", action="store_true", help="keep the controller's mod_wsgi wheels between sizes"
+    )
     args = parser.parse_args()
     build_bases((args.release,))
     rows = []
     header = ("hosts", "first run", "ok", "no-change", "changes", "MiB/host", "disk MiB/host")
     print("{:>5} {:>10} {:>3} {:>10} {:>8} {:>9} {:>14}".format(*header))
     for size in args.sizes:
-        row = measure(size, args.release)
+        row = measure(size, args.release, args.keep_wheels)
         rows.append(row)
         print(
             f"{row['size']:>5} {row['first']:>9.1f}s {'yes' if row['first_ok'] else 'NO':>3}"

@@ -50,14 +50,13 @@ def _load_course_modules(root: str) -> tuple[Any, Any]:
     return schema, admin_data
 
 
-def _run(command: list[str], sql: str) -> list[list[str]] | None:
+def _run(command: list[str], sql: str) -> tuple[int, list[list[str]]] | None:
+    """The client's exit code and the rows it printed (also those printed before a failing statement)."""
     try:
         result = subprocess.run(command, input=sql, capture_output=True, text=True, check=False, cwd="/")
     except OSError:
         return None
-    if result.returncode != 0:
-        return None
-    return [line.split("\t") for line in result.stdout.splitlines() if line]
+    return result.returncode, [line.split("\t") for line in result.stdout.splitlines() if line]
 
 
 def _client(dbms: str, database: str, user: str) -> tuple[list[str], str, str]:
@@ -99,29 +98,33 @@ def _rows(found: list[list[str]]) -> dict[str, list[tuple]]:
 
 
 def fast_seed_status(app: str, dbms: str, database: str, user: str) -> int | None:
-    """0 when both tables have the seed's columns and rows, 3 when not; None: undecided (see above)."""
+    """0 when both tables have the seed's columns and rows, 3 when not; None: undecided (see above).
+    One client call: the columns, then the rows (that part fails when a column is missing, which the
+    columns already tell)."""
     try:
         schema, admin_data = course_modules(app)
         wanted = schema.expected_rows(admin_data.COURSE_ADMIN_DATA)
         command, prefix, current = _client(dbms, database, user)
         names = ", ".join(f"'{table}'" for table in wanted)
-        found = _run(command, prefix + (
-            "SELECT table_name, column_name, data_type, numeric_precision, numeric_scale"
+        columns_sql = (
+            "SELECT 'C', table_name, column_name, data_type, numeric_precision, numeric_scale"
             f" FROM information_schema.columns WHERE table_schema = {current} AND table_name IN ({names});\n"
-        ))  # fmt: skip
-        if found is None:
-            return None
-        columns = _columns(found)
-        if any(columns.get(table) != _expected_columns(schema, table) for table in wanted):
-            return EXIT_CHANGES_NEEDED
-        selects = "".join(
-            f"SELECT '{table}', id, {', '.join(schema.COLUMNS[table])} FROM {table} ORDER BY id;\n"
+        )
+        rows_sql = "".join(
+            f"SELECT 'R', '{table}', id, {', '.join(schema.COLUMNS[table])} FROM {table} ORDER BY id;\n"
             for table in wanted
         )
-        rows = _run(command, prefix + selects)
-        if rows is None:
+        # 'E' is printed only when the columns were read: a client that could not connect prints nothing.
+        answer = _run(command, prefix + columns_sql + "SELECT 'E';\n" + rows_sql)
+        if answer is None or ["E"] not in answer[1]:
             return None
-        current_rows = _rows(rows)
+        returncode, lines = answer
+        columns = _columns([line[1:] for line in lines if line[0] == "C"])
+        if any(columns.get(table) != _expected_columns(schema, table) for table in wanted):
+            return EXIT_CHANGES_NEEDED
+        if returncode != 0:
+            return None
+        current_rows = _rows([line[1:] for line in lines if line[0] == "R"])
         up_to_date = all(current_rows.get(table, []) == list(wanted[table]) for table in wanted)
         return EXIT_UP_TO_DATE if up_to_date else EXIT_CHANGES_NEEDED
     except (ImportError, AttributeError, KeyError, TypeError, ValueError, InvalidOperation, SyntaxError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from deploy_harness import (
     DEFAULT_INVENTORY,
@@ -12,6 +14,8 @@ from deploy_harness import (
     tree_digest,
     vhost_files,
 )
+
+from provisioning.linux.facts import VenvState
 
 pytestmark = pytest.mark.deploy
 
@@ -39,3 +43,20 @@ def test_dry_diff_shows_the_vhost_change_and_changes_nothing(deployed) -> None:
     assert any("threads=15" in line for line in removed), f"no threads=15 removed:\n{run.tail()}"
     assert run.planned_changes(), "the --dry plan lists no change"
     assert run.report["results"] is None
+
+
+def test_the_venv_fact_reads_what_mod_wsgi_express_prints(deployed) -> None:
+    """VenvState reads mod_wsgi's version and module-config in one Python start: the same lines as the
+    ``mod_wsgi-express module-config`` command the vhost's LoadModule comes from."""
+    venv = "/opt/impots/venv"
+    express = subprocess.run(
+        [f"{venv}/bin/mod_wsgi-express", "module-config"], capture_output=True, text=True, check=True
+    )
+    output = subprocess.run(["sh", "-c", VenvState().command(venv)], capture_output=True, text=True).stdout
+    state = VenvState().process(output.splitlines())
+    pip_show = subprocess.run(
+        [f"{venv}/bin/pip", "show", "mod-wsgi"], capture_output=True, text=True, check=True
+    ).stdout
+    assert state["python"] and f"Version: {state['mod_wsgi']}" in pip_show.splitlines()
+    assert state["module_config"] == express.stdout.strip().splitlines()
+    assert state["module_config"][0].startswith("LoadModule wsgi_module")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from provisioning.linux.facts import (
     ApacheState,
+    MissingPackages,
     PathsState,
     SelinuxState,
     ServicesState,
@@ -156,3 +159,16 @@ def test_target_platform_reports_the_user_id_operations_run_as() -> None:
     fact = target([*DEBIAN_OS_RELEASE, "IMPOTS_UID=1000"])
     assert fact["uid"] == 1000 and "IMPOTS_UID" not in fact["release_meta"]
     assert target(DEBIAN_OS_RELEASE)["uid"] is None
+
+
+def test_missing_packages_with_the_real_dpkg() -> None:
+    """One dpkg-query for all packages: an installed one is not listed, an unknown or removed one is."""
+    query = ["dpkg-query", "-W", "-f=${Package}\n", "dpkg", "coreutils"]
+    installed = subprocess.run(query, capture_output=True, text=True, check=True).stdout.split()
+    assert sorted(installed) == ["coreutils", "dpkg"]  # the premise: both are installed here (Debian)
+    wanted = ["dpkg", "impots-no-such-package", "coreutils", "impots-other-missing"]
+    command = MissingPackages().command("apt", wanted)
+    output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+    missing = MissingPackages().process(output.splitlines())
+    assert missing == ["impots-no-such-package", "impots-other-missing"]
+    assert command.count("dpkg-query") == 1

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from provisioning import remote_call
-from provisioning.remote.__main__ import COMMANDS
+from provisioning.remote.__main__ import COMMANDS, command_function, parse
+from provisioning.remote.errors import UsageError
 
 # Quotes, spaces, shell expansions, a command separator, a newline, a tab, globs, a backslash, non-ASCII.
 HOSTILE = 'it\'s "x" $HOME `id` $(id) ; rm -rf / &\nline 2\t* ? ~ \\ é'
@@ -50,7 +51,27 @@ def test_every_remote_command_has_a_typed_call_that_fits_its_signature() -> None
         words = shlex.split(call.get_raw_value())
         assert words[:3] == ["python3", "/opt/impots/bin/impots-helper.pyz", call.command]
         assert len(words) == 4, f"{call.command}: the arguments must be one word"
-        inspect.signature(COMMANDS[call.command]).bind(**json.loads(words[3]))
+        inspect.signature(command_function(call.command)).bind(**json.loads(words[3]))
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_the_helper_checks_arguments_as_inspect_would(command: str) -> None:
+    """The helper checks arguments without importing inspect: same verdict on missing, extra, all."""
+    function = command_function(command)
+    parameters = list(inspect.signature(function).parameters)
+    tries = [{}, {name: "x" for name in parameters}, {**{name: "x" for name in parameters}, "nope": 1}]
+    tries += [{name: "x" for name in parameters if name != left_out} for left_out in parameters]
+    for arguments in tries:
+        try:
+            inspect.signature(function).bind(**arguments)
+            accepted = True
+        except TypeError:
+            accepted = False
+        if accepted:
+            assert parse([command, json.dumps(arguments)]) == (function, arguments)
+        else:
+            with pytest.raises(UsageError, match=f"^{command}: "):
+                parse([command, json.dumps(arguments)])
 
 
 @pytest.fixture
