@@ -38,22 +38,24 @@ _PYTHON_ABI = (
 
 class WheelPlatform(FactBase[dict]):
     """
-    Returns what a compiled mod_wsgi depends on (``{}`` while the venv or apxs is missing): the
+    Returns what a compiled mod_wsgi depends on (``{}`` while the venv or Apache is missing): the
     release (``os_release``), ``python``/``soabi``/``libpython``/``platform`` of the venv's Python and
-    ``mmn``, Apache's module magic number, read from the headers of ``apxs``.
+    ``mmn``, Apache's module magic number, as ``apachectl -V`` prints it (no apxs needed: the hosts that
+    install a cached wheel never get the build packages).
     """
 
     @staticmethod
     def default() -> dict:
         return {}
 
-    def command(self, venv: str, apxs: str) -> str:
-        python, apxs = shlex.quote(f"{venv}/bin/python"), shlex.quote(apxs)
+    def command(self, venv: str, apachectl: str) -> str:
+        python = shlex.quote(f"{venv}/bin/python")
         return (
-            f"test -x {python} && test -x {apxs} || exit 0; "
+            f"test -x {python} && command -v {shlex.quote(apachectl)} >/dev/null || exit 0; "
             '. /etc/os-release && echo "os_release=$ID-$VERSION_ID"; '
             f"{python} -c {shlex.quote(_PYTHON_ABI)}; "
-            f'sed -n "s/^#define MODULE_MAGIC_NUMBER_MAJOR /mmn=/p" "$({apxs} -q INCLUDEDIR)/ap_mmn.h"'
+            f"{shlex.quote(apachectl)} -V 2>/dev/null"
+            " | sed -n 's/.*Module Magic Number: *\\([0-9]*\\).*/mmn=\\1/p'"
         )
 
     def process(self, output: list[str]) -> dict:
@@ -125,6 +127,18 @@ def store_wheel(key: str, name_file: Path, part: Path, version: str) -> Path | N
     target = WHEELS_DIR / key / name
     os.replace(part, target)
     return target
+
+
+def build_packages_command(package_manager: str, packages: list[str]) -> str:
+    """Install what compiling mod_wsgi needs (only the host that compiles it runs this); apt refreshes a
+    stale index and retries when a package cannot be fetched."""
+    names = " ".join(shlex.quote(name) for name in packages)
+    if package_manager != "apt":
+        return f"dnf install -y -q {names}"
+    install = f"apt-get install -y -qq --no-install-recommends {names}"
+    return (
+        f"export DEBIAN_FRONTEND=noninteractive && {{ {install} || {{ apt-get update -qq && {install}; }}; }}"
+    )
 
 
 def build_and_fetch(folder: str, venv: str, apxs: str, version: str, key: str, host_name: str):

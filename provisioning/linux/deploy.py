@@ -175,6 +175,8 @@ def _app(plan: HostPlan, files: list[dict], artifact: AppArtifact) -> None:
         venv=paths.venv,
         apxs=platform.apxs,
         version=plan.mod_wsgi_version,
+        platform=platform.family,
+        build_packages=platform.mod_wsgi_build_packages,
     )
     app_release_checked(
         name="App release checked (its entry points load, as the Apache user)",

@@ -26,11 +26,18 @@ class NotRootError(RuntimeError):
     """Operations would run as an ordinary user: every step of the deploy needs root."""
 
 
+def _is_headers(package: str) -> bool:
+    return package.endswith(("-dev", "-devel"))
+
+
 @dataclass(frozen=True)
 class LinuxPlatform:
     family: str  # "debian" or "rhel"
     package_manager: str  # "apt" or "dnf"
     packages: tuple[str, ...]
+    # What compiling mod_wsgi needs besides the Python headers (python_packages' -dev/-devel): installed
+    # only by the host that compiles it; the other hosts of its platform install the controller's wheel.
+    build_packages: tuple[str, ...]
     apache_service: str
     apache_user: str
     apache_group: str
@@ -56,8 +63,16 @@ class LinuxPlatform:
 
     @property
     def all_packages(self) -> list[str]:
-        """The family's packages and the release's Python (for_target), each once."""
-        return list(dict.fromkeys([*self.packages, *self.python_packages]))
+        """What every host installs: the family's packages and the release's Python (for_target), without
+        the Python headers (see mod_wsgi_build_packages), each once."""
+        runtime = [name for name in self.python_packages if not _is_headers(name)]
+        return list(dict.fromkeys([*self.packages, *runtime]))
+
+    @property
+    def mod_wsgi_build_packages(self) -> list[str]:
+        """What the host that compiles mod_wsgi adds: compiler, Apache's apxs and the Python headers."""
+        headers = [name for name in self.python_packages if _is_headers(name)]
+        return list(dict.fromkeys([*self.build_packages, *headers]))
 
     def site_file(self, site_name: str) -> str:
         return f"{self.site_dir}/{site_name}.conf"
@@ -85,24 +100,23 @@ class LinuxPlatform:
         return self.database_services[2]
 
 
-_COMMON_TOOLS = ("openssl", "curl", "gcc", "tar", "gzip")
+_COMMON_TOOLS = ("openssl", "curl", "tar", "gzip")
 
 DEBIAN = LinuxPlatform(
     family="debian",
     package_manager="apt",
     packages=(
         "apache2",
-        "apache2-dev",
         "ssl-cert",
         *_COMMON_TOOLS,
         "python3",
         "python3-venv",
-        "python3-dev",
         "mariadb-server",
         "mariadb-client",
         "postgresql",
         "redis-server",
     ),
+    build_packages=("gcc", "apache2-dev"),
     apache_service="apache2",
     apache_user="www-data",
     apache_group="www-data",
@@ -125,17 +139,15 @@ RHEL = LinuxPlatform(
     package_manager="dnf",
     packages=(
         "httpd",
-        "httpd-devel",
         "mod_ssl",
-        "redhat-rpm-config",
         *_COMMON_TOOLS,
         "python3",
-        "python3-devel",
         "mariadb-server",
         "postgresql-server",
         "redis",
         "policycoreutils-python-utils",  # semanage, for the SELinux file contexts
     ),
+    build_packages=("gcc", "httpd-devel", "redhat-rpm-config"),
     apache_service="httpd",
     apache_user="apache",
     apache_group="apache",

@@ -54,8 +54,12 @@ def test_platform_records_differ_where_the_platforms_do() -> None:
         "/usr/bin/apxs",
     )
     assert (RHEL.apache_service, RHEL.apache_user, RHEL.site_dir) == ("httpd", "apache", "/etc/httpd/conf.d")
-    assert {"httpd-devel", "mod_ssl"} <= set(RHEL.packages)
-    assert {"apache2-dev", "python3-venv"} <= set(DEBIAN.packages)
+    assert {"httpd-devel", "gcc"} <= set(RHEL.mod_wsgi_build_packages) and "mod_ssl" in RHEL.packages
+    assert {"apache2-dev", "gcc", "python3-dev"} <= set(DEBIAN.mod_wsgi_build_packages)
+    assert "python3-venv" in DEBIAN.all_packages
+    # Only the host that compiles mod_wsgi installs a compiler and headers.
+    for record in (DEBIAN, RHEL):
+        assert not set(record.all_packages) & set(record.mod_wsgi_build_packages)
     assert not any("mod-wsgi" in p or "mod_wsgi" in p for p in DEBIAN.packages + RHEL.packages)
 
 

@@ -29,12 +29,12 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_the_fact_reads_this_machines_python_and_apache_abi(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    command = wheels.WheelPlatform().command(str(venv), "/usr/bin/apxs")
+    command = wheels.WheelPlatform().command(str(venv), "apache2ctl")
     output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
     platform = wheels.WheelPlatform().process(output.splitlines())
     assert platform["python"] == sys.implementation.cache_tag
     assert platform["mmn"].isdigit() and platform["os_release"].startswith("debian-")
-    missing = wheels.WheelPlatform().command(str(tmp_path / "no-venv"), "/usr/bin/apxs")
+    missing = wheels.WheelPlatform().command(str(tmp_path / "no-venv"), "apache2ctl")
     assert subprocess.run(["sh", "-c", missing], capture_output=True, text=True).stdout == ""
 
 

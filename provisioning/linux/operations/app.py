@@ -13,6 +13,7 @@ from pyinfra.api import FileUploadCommand, operation
 
 from provisioning import remote_call, wheels
 from provisioning.linux.facts import HelperJson, SymlinkTarget, VenvState, cached_fact
+from provisioning.linux.platforms import platform_record
 
 # A release is whole when its link resolves to a folder that holds the entry points.
 RELEASE_ENTRY_POINT = "main_withpgres.wsgi"
@@ -152,33 +153,52 @@ def app_venv(venv: str, python: str, requirements: str, requirements_sha256: str
 
 
 @operation()
-def mod_wsgi_installed(venv: str, apxs: str, version: str = "6.1.1"):
+def mod_wsgi_installed(
+    venv: str,
+    apxs: str,
+    version: str = "6.1.1",
+    platform: str = "debian",
+    build_packages: list[str] | None = None,
+):
     """
     Install mod_wsgi in the venv, built against the target's Apache (``APXS=``), only when it is
     missing or another version. Built once per platform (``provisioning.wheels``): the first host of a
-    platform compiles the wheel and the controller caches it, the others install that wheel (pip still
-    checks its Requires-Python and version); a module not linked to the venv's libpython is refused.
-    Without a known platform (``--dry``, a venv not made yet) it is compiled on the host as before.
-    ``--no-cache-dir``: pip's own cache may hold a wheel linked to another libpython.
+    platform installs the build packages and compiles the wheel, the controller caches it, the others
+    install that wheel without any build package (pip still checks its Requires-Python and version); a
+    module not linked to the venv's libpython is refused. Without a known platform (``--dry``, a venv
+    not made yet) it is compiled on the host. ``--no-cache-dir``: pip's own cache may hold a wheel
+    linked to another libpython.
 
     + venv: the app's virtual environment
-    + apxs: path of the target Apache's ``apxs``
+    + apxs: path of the target Apache's ``apxs`` (installed with the build packages)
     + version: mod_wsgi version to install
+    + platform: platform family (``debian`` or ``rhel``): package manager and ``apachectl``
+    + build_packages: what compiling needs (default: the family's, with its default Python headers)
     """
     installed = cached_fact(VenvState, venv=venv)["mod_wsgi"]
     if installed == version:
         host.noop(f"mod_wsgi {version} is already built in {venv}")
         return
+    record = platform_record(platform)
+    build = wheels.build_packages_command(
+        record.package_manager, list(build_packages or record.mod_wsgi_build_packages)
+    )
     pip = f"{venv}/bin/pip install -q --no-cache-dir --disable-pip-version-check"
-    platform = host.get_fact(wheels.WheelPlatform, venv=venv, apxs=apxs) if state.is_executing else {}
-    key = wheels.wheel_key(platform, apxs, version)
+    found = (
+        host.get_fact(wheels.WheelPlatform, venv=venv, apachectl=record.apachectl)
+        if state.is_executing
+        else {}
+    )
+    key = wheels.wheel_key(found, apxs, version)
     wheel, lock = wheels.wait_for_wheel_or_lock(key, version) if key else (None, None)
     if not (wheel or lock):
+        yield build
         yield f"APXS={apxs} {pip} mod-wsgi=={version}"
         return
-    folder, linked = f"{venv}/.impots-wheels", wheels.linked_check(venv, platform)
+    folder, linked = f"{venv}/.impots-wheels", wheels.linked_check(venv, found)
     try:
         if lock:  # this host builds it for its platform; the controller keeps it for the others
+            yield build
             wheel = yield from wheels.build_and_fetch(folder, venv, apxs, version, key, host.name)
         if wheel:
             yield f"rm -rf {folder} && mkdir -p {folder}"
