@@ -36,7 +36,10 @@ class LinuxTarget:
     major: str  # VERSION_ID up to the first dot
     python: tuple[int, int]  # the Python of the venv (and the one mod_wsgi is compiled against)
     python_executable: str
-    python_packages: tuple[str, ...]  # the distribution's packages that provide it, its venv and headers
+    # The distribution's packages that provide it, its venv, headers and shared library: mod_wsgi links
+    # libpythonX.Y.so, which only the -dev packages pull in on Debian, and a host that installs the
+    # controller's mod_wsgi wheel gets no -dev package (RHEL's python3.X depends on python3.X-libs).
+    python_packages: tuple[str, ...]
     glibc: tuple[int, int]  # decides which manylinux wheels install there
 
     @property
@@ -50,18 +53,18 @@ _DEBIAN_PYTHON = ("python3", "python3-venv", "python3-dev")
 _RHEL_PYTHON_311 = ("python3.11", "python3.11-devel")  # AppStream: venv is part of python3.11
 
 _RHEL_IDS = ("rhel", "rocky", "almalinux", "centos", "ol")
-_UBUNTU_2204_PYTHON = ("python3.11", "python3.11-venv", "python3.11-dev")  # universe
+_UBUNTU_2204_PYTHON = ("python3.11", "python3.11-venv", "python3.11-dev", "libpython3.11")  # universe
 
 # label, family, ids, major, venv Python, its executable, its packages, glibc
 LINUX_TARGETS: tuple[LinuxTarget, ...] = (
     LinuxTarget("Debian 12 (bookworm)", "debian", ("debian",), "12",
-                (3, 11), "/usr/bin/python3", _DEBIAN_PYTHON, (2, 36)),
+                (3, 11), "/usr/bin/python3", (*_DEBIAN_PYTHON, "libpython3.11"), (2, 36)),
     LinuxTarget("Debian 13 (trixie)", "debian", ("debian",), "13",
-                (3, 13), "/usr/bin/python3", _DEBIAN_PYTHON, (2, 41)),
+                (3, 13), "/usr/bin/python3", (*_DEBIAN_PYTHON, "libpython3.13"), (2, 41)),
     LinuxTarget("Ubuntu 22.04 LTS", "debian", ("ubuntu",), "22",
                 (3, 11), "/usr/bin/python3.11", _UBUNTU_2204_PYTHON, (2, 35)),
     LinuxTarget("Ubuntu 24.04 LTS", "debian", ("ubuntu",), "24",
-                (3, 12), "/usr/bin/python3", _DEBIAN_PYTHON, (2, 39)),
+                (3, 12), "/usr/bin/python3", (*_DEBIAN_PYTHON, "libpython3.12t64"), (2, 39)),
     LinuxTarget("RHEL 8 family (RHEL, Rocky, Alma)", "rhel", _RHEL_IDS, "8",
                 (3, 11), "/usr/bin/python3.11", _RHEL_PYTHON_311, (2, 28)),
     LinuxTarget("RHEL 9 family (RHEL, Rocky, Alma)", "rhel", _RHEL_IDS, "9",

@@ -157,12 +157,11 @@ def build_and_fetch(folder: str, venv: str, apxs: str, version: str, key: str, h
 
 
 def linked_check(venv: str, platform: dict) -> str:
-    """A command failing unless the installed module links the venv's libpython (a shared one)."""
-    library = platform.get("libpython", "")
-    if not library.endswith(".so"):
-        return "true"  # a static libpython: nothing to check against
+    """A command failing unless the installed module finds every library it links, the venv's libpython
+    (a shared one) among them: a host that got a cached wheel has no build package to pull it in."""
     module = f'"$({venv}/bin/mod_wsgi-express module-location)"'
-    return (
-        f"ldd {module} | grep -qF {shlex.quote(library)} || "
-        f"{{ echo impots: mod_wsgi is not linked against {library} >&2; exit 1; }}"
-    )
+    library = platform.get("libpython", "")
+    lines = "printf '%s\\n' \"$impots_ldd\""
+    needs = f" && {lines} | grep -qF {shlex.quote(library)}" if library.endswith(".so") else ""
+    failed = f"{{ {lines} >&2; echo 'impots: mod_wsgi cannot load its libraries' >&2; exit 1; }}"
+    return f"{{ impots_ldd=$(ldd {module}) && ! {lines} | grep -q 'not found'{needs} || {failed}; }}"

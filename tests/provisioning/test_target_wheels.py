@@ -122,3 +122,14 @@ def test_an_unsupported_release_is_refused_naming_it(os_id: str, version: str, p
         UnsupportedPlatform, match=rf"unsupported target '{re.escape(pretty)}': supported are Debian 12"
     ):
         supported_target(os_release(os_id, version, pretty))
+
+
+def test_every_debian_family_release_installs_the_libpython_mod_wsgi_links() -> None:
+    """A host that installs the controller's mod_wsgi wheel has no -dev package: its runtime packages
+    must hold the shared libpython of its venv's Python (named by the release: t64 on Ubuntu 24.04)."""
+    for target in LINUX_TARGETS:
+        record = for_target(platform_record(target.family), target)
+        assert not any(name.endswith(("-dev", "-devel")) for name in record.all_packages), target.label
+        if target.family == "debian":
+            library = f"libpython{target.python[0]}.{target.python[1]}"
+            assert [name for name in record.all_packages if name.startswith(library)], target.label

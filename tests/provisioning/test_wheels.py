@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -79,7 +80,42 @@ def test_a_fetched_file_with_another_name_is_not_cached(cache: Path, name: str) 
     assert list(folder.iterdir()) == []
 
 
-def test_the_link_check_refuses_a_module_linked_to_another_libpython() -> None:
-    assert wheels.linked_check("/v", {"libpython": "libpython3.11.a"}) == "true"
-    check = wheels.linked_check("/v", {"libpython": "libpython3.11.so"})
-    assert check.startswith('ldd "$(/v/bin/mod_wsgi-express module-location)" | grep -qF libpython3.11.so ||')
+def fake_venv(root: Path, module: Path) -> str:
+    """A venv whose ``mod_wsgi-express module-location`` names ``module``."""
+    (root / "bin").mkdir()
+    express = root / "bin" / "mod_wsgi-express"
+    express.write_text(f"#!/bin/sh\necho {module}\n")
+    express.chmod(0o755)
+    return str(root)
+
+
+def compile_module(tmp_path: Path, name: str, uses: str, *link: str) -> Path:
+    """A shared object that calls ``uses`` (the linker keeps only the libraries a module calls)."""
+    source = tmp_path / f"{name}.c"
+    source.write_text(f"extern int {uses}(void);\nint impots_{name}(void) {{ return {uses}(); }}\n")
+    target = tmp_path / f"{name}.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(target), str(source), *link], check=True)
+    return target
+
+
+def test_the_link_check_refuses_a_module_that_cannot_load(tmp_path: Path) -> None:
+    """Real modules, linked by gcc: the libpython of the key must be linked and found, nothing missing."""
+    platform = {"libpython": f"libpython{sys.version_info.major}.{sys.version_info.minor}.so"}
+    lonely = compile_module(tmp_path, "liblonely", "getpid")
+    orphan_module = compile_module(tmp_path, "orphan", "impots_liblonely", f"-L{tmp_path}", "-llonely")
+    python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    with_python = compile_module(tmp_path, "withpython", "Py_IsInitialized", f"-l{python}")
+
+    def check(module: Path, found: dict) -> subprocess.CompletedProcess[str]:
+        venv = fake_venv(Path(tempfile.mkdtemp(dir=tmp_path)), module)
+        return subprocess.run(["sh", "-c", wheels.linked_check(venv, found)], capture_output=True, text=True)
+
+    assert check(with_python, platform).returncode == 0
+    assert check(lonely, {"libpython": "libpython3.11.a"}).returncode == 0  # a static libpython: not asked
+    unlinked = check(lonely, platform)
+    assert unlinked.returncode == 1 and "cannot load its libraries" in unlinked.stderr
+    orphan = check(
+        orphan_module,  # linked to liblonely.so, no rpath to find it
+        {"libpython": "libpython3.11.a"},
+    )
+    assert orphan.returncode == 1 and "liblonely.so => not found" in orphan.stderr
