@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -44,7 +45,8 @@ NO_KEEPALIVE = Path("/etc/apache2/conf-enabled/zz-bench-reload-nokeepalive.conf"
 def graceful() -> None:
     mark = os.path.getsize(ERROR_LOG)
     subprocess.run(["apache2ctl", "graceful"], check=True)
-    remote_apache.wait_until(lambda: "AH00489" in remote_apache.read_from(ERROR_LOG, mark), 20)
+    ready = "resuming normal operations"
+    remote_apache.wait_until(lambda: ready in remote_apache.read_from(ERROR_LOG, mark), 20)
 
 
 def touch() -> None:
@@ -82,7 +84,8 @@ def switch_mpm(mpm: str) -> None:
     subprocess.run(["a2enmod", "-q", mpm], check=True, capture_output=True)
     mark = os.path.getsize(ERROR_LOG)
     subprocess.run(["service", "apache2", "restart"], check=True, capture_output=True)
-    remote_apache.wait_until(lambda: "AH00489" in remote_apache.read_from(ERROR_LOG, mark), 30)
+    ready = "resuming normal operations"
+    remote_apache.wait_until(lambda: ready in remote_apache.read_from(ERROR_LOG, mark), 30)
     time.sleep(1)
 
 
@@ -104,6 +107,17 @@ def children_rss_mb() -> float:
             rss = [line for line in status.splitlines() if line.startswith("VmRSS:")]
             total += int(rss[0].split()[1]) if rss else 0
     return total / 1024
+
+
+def kinds(failures: list[str]) -> dict[str, int]:
+    """Failures by kind: Apache's error page (502: the daemon socket was missing during the reload or
+    the daemon died mid-request, see the sites' error logs), else the client's exception (a keep-alive
+    connection closed under the request: RemoteDisconnected)."""
+    counts: dict[str, int] = {}
+    for failure in failures:
+        kind = re.sub(r"\(0x[0-9a-f]+>.*|object at 0x.*", "", failure)[:90]
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
 
 
 OPTIONS = {
@@ -139,7 +153,7 @@ def measure(option: str, reloads: int, gap: float) -> None:
             switch_mpm("mpm_event")
     print(
         f"{option:18} sent {load.sent:6}  failed {load.failed:3}  reloads {reloads:3}  "
-        f"{load.sent / seconds:6.1f} req/s  Apache RSS {memory:6.1f} MB  {load.failures[:3]}",
+        f"{load.sent / seconds:6.1f} req/s  Apache RSS {memory:6.1f} MB  {kinds(load.failures)}",
         flush=True,
     )
 
