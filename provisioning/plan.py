@@ -153,6 +153,9 @@ class HostPlan:
     requirements_sha256: str
     mod_wsgi_version: str
     reload_watch: tuple[str, ...]  # a change under any of these since the stamp needs an Apache reload
+    # The part of reload_watch that only the app reads: where the app runs in mod_wsgi daemons (Linux),
+    # a change there alone restarts the daemons, not Apache (issue 8 #3: a graceful drops requests).
+    app_watch: tuple[str, ...] = ()
 
 
 def host_plan(
@@ -184,6 +187,13 @@ def host_plan(
             paths.data_stamp,
             tls.cert,
             tls.key,
+        ),
+        app_watch=(
+            paths.app,
+            *platform.venv_markers(paths.venv),
+            paths.instance_config,
+            paths.instance_secrets,
+            paths.data_stamp,
         ),
     )
 

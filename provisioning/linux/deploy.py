@@ -337,7 +337,15 @@ def apply_arguments(plan: HostPlan, init: str) -> dict:
         "helper": paths.helper,
         "snapshot": paths.snapshot,
         "stamp": paths.stamp,
-        "watched": [platform.apache_config_root, *plan.reload_watch],
+        # What Apache itself reads comes first: the fact lists only the first few changed paths.
+        "watched": [
+            platform.apache_config_root,
+            f"{paths.venv}/bin/mod_wsgi-express",  # rewritten whenever pip (re)installs mod_wsgi
+            *(path for path in plan.reload_watch if path not in plan.app_watch),
+            *plan.app_watch,
+        ],
         "smoke_checks": checks,
         "address": "127.0.0.1" if address == "*" else address,
+        "app_watched": list(plan.app_watch),
+        "wsgi_scripts": sorted({f"{paths.app}/{site.site.wsgi_file}" for site in plan.sites}),
     }

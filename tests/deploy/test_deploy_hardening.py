@@ -6,6 +6,7 @@ repaired under a running app, and requests in flight while a deploy reloads Apac
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import threading
@@ -21,6 +22,8 @@ from deploy_harness import (
     IMPOTS_SITES,
     PREFIX_URL,
     REPO,
+    apache_log_mark,
+    apache_restarts_since,
     https_session,
     plain,
     run_deploy,
@@ -142,14 +145,26 @@ def test_a_release_that_does_not_load_never_goes_live(https: requests.Session, c
     assert response.status_code == 200
 
 
-# Known open (issue 8 #3): with WSGISocketRotation Off the daemons no longer drop requests on a graceful
-# restart (1-9 per reload before), but one request in about 3,900 still fails: a keep-alive connection that
-# the old Apache child closes just as the client sends on it ("Remote end closed connection without
-# response"). The test keeps its assertion and reports as xfail until that race is closed.
-KEEP_ALIVE_RACE = pytest.mark.xfail(
-    reason="keep-alive connection closed by a gracefully stopping Apache child (issue 8 #3, open)",
+# Known open (issue 8 #3), measured with bench/bench_reload.py: a change of the app alone no longer reloads
+# Apache (test below, no xfail), but a configuration change needs a graceful reload, and that still fails
+# about 1.5 requests per reload under this load, whatever the MPM (event, worker, prefork) or KeepAlive:
+# mostly 503s, where mod_wsgi's parent removes and re-creates each daemon socket while it re-reads the
+# configuration and an old child connects in between ("WSGI0117 Unable to connect ... No such file or
+# directory"; mod_wsgi retries a refused connection, not a missing socket); a few "Remote end closed
+# connection" (mpm_event closes idle keep-alive connections at once). The test keeps its assertion and
+# reports as xfail until that is closed.
+GRACEFUL_RELOAD_RACE = pytest.mark.xfail(
+    reason="a graceful reload fails requests: missing mod_wsgi socket, closed keep-alive (issue 8 #3, open)",
     strict=False,
 )
+
+
+def short_failure(error: Exception) -> str:
+    """One line for a failed request: the title of Apache's error page (a non-JSON answer), else the
+    exception (a connection closed under the request, say)."""
+    text = repr(error)
+    title = re.search(r"<title>([^<]*)</title>", text)
+    return f"{type(error).__name__}: {title.group(1)}" if title else text[:200]
 
 
 class Load:
@@ -177,7 +192,7 @@ class Load:
                     ok = status == 200 and int(body["réponse"][0]["impôt"]) == 2814
                     problem = "" if ok else f"{status} {str(body)[:200]}"
                 except Exception as error:  # a reset or a refused connection is a failed request
-                    problem = repr(error)[:200]
+                    problem = short_failure(error)
                 with self._lock:
                     self.sent += 1
                     if problem:
@@ -197,7 +212,7 @@ class Load:
             thread.join(timeout=60)
 
 
-@KEEP_ALIVE_RACE
+@GRACEFUL_RELOAD_RACE
 def test_no_request_fails_while_a_deploy_reloads_apache(deployed, converge_back) -> None:
     with Load(deployed.ca) as load:
         run = run_deploy(DEFAULT_INVENTORY, data={"impots_daemon_threads": 7})
@@ -207,17 +222,20 @@ def test_no_request_fails_while_a_deploy_reloads_apache(deployed, converge_back)
     assert load.failed == 0, load.failures[:5]
 
 
-@KEEP_ALIVE_RACE
 def test_no_request_fails_while_a_new_release_goes_live(deployed, converge_back, tmp_path: Path) -> None:
-    """A copy of the project whose app differs by one comment: the deploy ships it as a new release."""
+    """A copy of the project whose app differs by one comment: the deploy ships it as a new release.
+    Only the app changed, so Apache is not reloaded: its children keep their keep-alive connections and
+    mod_wsgi retries each request on the restarted daemons."""
     copy = tmp_path / "project"
     shutil.copytree(REPO, copy, symlinks=True, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__"))
     with (copy / "app" / "main.py").open("a") as main:
         main.write("# a new release for tests/deploy/test_deploy_hardening.py\n")
+    mark = apache_log_mark()
     with Load(deployed.ca) as load:
         run = run_deploy(copy / "inventory.py", cwd=copy)
     run.check_ok()
     print(f"\nnew release under load: {load.sent} requests sent, {load.failed} failed")
     assert any(name.endswith("App release made current") for name in run.changed_operations())
+    assert apache_restarts_since(mark) == [], "a new release alone reloaded Apache"
     assert load.sent > 50, "the load did not run"
     assert load.failed == 0, load.failures[:5]

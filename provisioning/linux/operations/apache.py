@@ -6,13 +6,15 @@ The files themselves are written by ``content.files_present(..., before=snapshot
 
 from __future__ import annotations
 
+import shlex
+
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
 
 from provisioning import remote_call
 from provisioning.linux.facts import ApacheEnabledItems, ApacheState, ManagedVhosts, cached_fact
 from provisioning.linux.operations.system import enable_command
-from provisioning.linux.platforms import platform_record
+from provisioning.linux.platforms import LinuxPlatform, platform_record
 
 # a2en*/a2dis* kinds and the entry each one makes in *-enabled/.
 _DEBIAN_KINDS = {"mod": ("mods", ".load"), "site": ("sites", ".conf"), "conf": ("conf", ".conf")}
@@ -101,6 +103,14 @@ def _service_commands(apachectl: str, init: str, service: str) -> tuple[list[str
     return ["service", service, "start"], [apachectl, "graceful"], ["service", service, "status"]
 
 
+def app_only(changed: list[str], app_watched: list[str]) -> bool:
+    """Every changed path is one only the app reads (``app_watched``, or under one of them)."""
+    return bool(changed) and all(
+        any(path == watched or path.startswith(watched.rstrip("/") + "/") for watched in app_watched)
+        for path in changed
+    )
+
+
 @operation()
 def apache_applied(
     platform: str,
@@ -111,23 +121,31 @@ def apache_applied(
     watched: list[str],
     smoke_checks: list[dict],
     address: str = "127.0.0.1",
+    app_watched: list[str] | None = None,
+    wsgi_scripts: list[str] | None = None,
 ):
     """
-    Make the running Apache serve the written configuration: when it is stopped, or any watched path
-    (configuration, app release, venv, secrets, certificates) changed since the last applied run,
+    Make the running Apache serve the written configuration and the current app: when it is stopped,
+    or any watched path (configuration, certificates, mod_wsgi) changed since the last applied run,
     run ``apachectl configtest`` - on failure restore the snapshot, so the running server keeps its
     previous configuration, and fail with the test's message - then start or gracefully reload
     (restoring the snapshot if Apache does not come back) and smoke-check every site over HTTPS.
-    The stamp is touched only when every site answered, so a failed run is retried next time.
+    When only paths of ``app_watched`` changed (release, venv, instance configuration, secrets,
+    data), Apache is not reloaded: touching the sites' WSGI scripts makes mod_wsgi restart each
+    daemon on its next request, which it retries on the new daemon (a graceful reload closes idle
+    keep-alive connections and fails the requests sent on them). The stamp is touched only when every
+    site answered, so a failed run is retried next time.
 
     + platform: platform family (``debian`` or ``rhel``)
     + init: ``systemd`` or ``sysvinit``
     + helper: target path of the helper zipapp (``impots-helper.pyz``)
     + snapshot: the configuration snapshot written before the first change
     + stamp: file touched after a successful apply
-    + watched: paths whose modification requires a reload
+    + watched: paths whose modification requires a reload (``app_watched`` among them)
     + smoke_checks: one dict per site: ``name``, ``url``, ``expect``, ``error_log``, ``cacert``
     + address: where the sites are reached from the target (``--resolve``)
+    + app_watched: paths of ``watched`` whose change alone needs only the app's daemons restarted
+    + wsgi_scripts: the sites' WSGI scripts (mod_wsgi daemon mode with script reloading)
     """
     record = platform_record(platform)
     service = record.apache_service
@@ -138,20 +156,29 @@ def apache_applied(
             return
         yield enable_command(record.family, init, service)
         return
-    config_root = record.apache_config_root
-    yield _configtest_or_restore(record.apachectl, remote_call.apache_restore(helper, config_root, snapshot))
-    start, reload, status = _service_commands(record.apachectl, init, service)
-    yield remote_call.apache_reload(
-        helper,
-        config_root,
-        snapshot,
-        command=reload if state["running"] else start,
-        start=start,
-        status=status,
-        error_log=record.apache_error_log,
-    )
+    if state["running"] and wsgi_scripts and app_only(state["changed"], app_watched or []):
+        # Apache keeps its children and their connections: only the daemons restart.
+        yield shlex.join(["touch", "-c", "--", *wsgi_scripts])
+    else:
+        yield from _reloaded(record, init, helper, snapshot, running=state["running"])
     if not state["enabled"]:
         yield enable_command(record.family, init, service)
     for check in smoke_checks:
         yield remote_call.smoke_check(helper, address=address, **check)
     yield f"rm -f {snapshot} && touch {stamp}"
+
+
+def _reloaded(record: LinuxPlatform, init: str, helper: str, snapshot: str, running: bool):
+    """configtest (restore the snapshot on failure), then a graceful reload, or a start."""
+    config_root = record.apache_config_root
+    yield _configtest_or_restore(record.apachectl, remote_call.apache_restore(helper, config_root, snapshot))
+    start, reload, status = _service_commands(record.apachectl, init, record.apache_service)
+    yield remote_call.apache_reload(
+        helper,
+        config_root,
+        snapshot,
+        command=reload if running else start,
+        start=start,
+        status=status,
+        error_log=record.apache_error_log,
+    )
