@@ -101,7 +101,7 @@ def deploy_linux(settings: Settings) -> None:
         name="App release made current", sha256=artifact.sha256, install_root=plan.paths.install_root
     )
     apache_applied(
-        name=f"Apache {platform.apache_service}: configtest, (re)load, smoke check",
+        name=f"Apache {platform.apache_service}: configtest, (re)load or app restart, smoke check",
         **apply_arguments(plan, init),
     )
     deploy_lock_released(name="Deploy lock released")
