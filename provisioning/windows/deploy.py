@@ -42,6 +42,7 @@ from provisioning.windows.databases import (
     database_admins,
     resolve_databases,
 )
+from provisioning.windows.lock import lock_path, win_deploy_lock_released, win_deploy_lock_taken
 from provisioning.windows.operations import ADMINISTRATORS_SID, MARKER, SYSTEM_SID, sha256_hex
 from provisioning.windows.platforms import (
     APACHE_LOUNGE,
@@ -236,10 +237,15 @@ def deploy_windows(settings: Settings) -> None:
         raise WindowsDeployError(str(error)) from None
     target = resolve_target(settings, admins)
     plan = host_plan(host.name, settings, target.platform)
+    lock = lock_path(plan.paths.state_dir)
+    win_deploy_lock_taken(
+        name="Deploy lock (one run at a time on this host)", lock=lock, wait=settings.lock_wait
+    )
     provision_folders(plan, target)
     provision_app(plan, target)
     provision_databases(plan, target, admins)
     provision_apache(plan, target)
+    win_deploy_lock_released(name="Deploy lock released", lock=lock)
 
 
 def provision_folders(plan: HostPlan, target: WindowsTarget) -> None:
