@@ -7,6 +7,8 @@ is Windows' own, from data and facts first (``resolve_target``): the layout, the
 Apache runs as, the database clients; every prerequisite is checked then, so a machine that cannot work
 stops the run with one message naming what was found, before anything changes. Then, in order:
 
+0. the host's deploy lock taken (``lock.py``; dropped after step 8, or when an operation fails);
+
 1. the plan's folders (ACLs: the install root restricted, the logs writable by Apache);
 2. the venv from the chosen Python, the plan's requirements, mod_wsgi built against this Apache;
 3. the app release (artifact) swapped in when its sha changed, the instance folder kept;
