@@ -120,12 +120,14 @@ class WinDeployLock(FactBase[str]):
 class _ReleaseOnError(BaseStateCallback):
     """pyinfra runs nothing more on a host after a failed operation: drop its lock there and then."""
 
-    def __init__(self, lock: str) -> None:
-        self.lock = lock
+    def __init__(self) -> None:
+        self.locks: dict[str, str] = {}  # host name -> its lock folder (install roots may differ)
 
     def operation_host_error(self, state, host, op_hash, retry_count: int = 0, max_retries: int = 0) -> None:
+        if host.name not in self.locks:
+            return
         try:
-            host.get_fact(WinDeployLock, action="release", lock=self.lock, run_id=RUN_ID)
+            host.get_fact(WinDeployLock, action="release", lock=self.locks[host.name], run_id=RUN_ID)
         except Exception as error:  # the connection itself may be what failed: the lease frees it
             logger.warning(f"{host.name}: could not drop the deploy lock ({error}); its lease will")
             return
@@ -146,8 +148,11 @@ def win_deploy_lock_taken(lock: str, wait: int = 120):
     + lock: the lock folder (``lock_path(state_dir)``)
     + wait: seconds to wait for a run that holds the lock (``impots_lock_wait``)
     """
-    if not any(isinstance(handler, _ReleaseOnError) for handler in state.callback_handlers):
-        state.add_callback_handler(_ReleaseOnError(lock))
+    handler = next((h for h in state.callback_handlers if isinstance(h, _ReleaseOnError)), None)
+    if handler is None:
+        handler = _ReleaseOnError()
+        state.add_callback_handler(handler)
+    handler.locks[host.name] = lock
     if not state.is_executing:
         record = host.get_fact(WinDeployLock, action="read", lock=lock, run_id=RUN_ID)
         if record:

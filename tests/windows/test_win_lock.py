@@ -78,3 +78,16 @@ def test_failed_run_drops_the_lock(monkeypatch):
     assert not result.ok
     assert windows.lock_record == ""  # the pyinfra callback dropped it
     assert windows.lock_seen[-1].endswith("Write-Output 'released'")
+
+
+def test_no_change_run_takes_and_drops_the_lock_and_changes_nothing(monkeypatch):
+    from test_win_apache_transaction import converged
+
+    windows, _ = converged(monkeypatch, "laragon")
+    windows.lock_seen.clear()
+    result = run_deploy(monkeypatch, windows, {"impots_windows_layout": "laragon"})
+    assert result.ok
+    assert result.events == []  # not one script outside facts, no upload: 0 changes
+    assert any("New-Item" in s for s in windows.lock_seen)  # planning reads it, execution takes it
+    assert windows.lock_seen[-1].endswith("Write-Output 'released'")
+    assert windows.lock_record == ""
