@@ -7,6 +7,8 @@ is Windows' own, from data and facts first (``resolve_target``): the layout, the
 Apache runs as, the database clients; every prerequisite is checked then, so a machine that cannot work
 stops the run with one message naming what was found, before anything changes. Then, in order:
 
+0. the host's deploy lock taken (``lock.py``; dropped after step 8, or when an operation fails);
+
 1. the plan's folders (ACLs: the install root restricted, the logs writable by Apache);
 2. the venv from the chosen Python, the plan's requirements, mod_wsgi built against this Apache;
 3. the app release (artifact) swapped in when its sha changed, the instance folder kept;
@@ -42,6 +44,7 @@ from provisioning.windows.databases import (
     database_admins,
     resolve_databases,
 )
+from provisioning.windows.lock import lock_path, win_deploy_lock_released, win_deploy_lock_taken
 from provisioning.windows.operations import ADMINISTRATORS_SID, MARKER, SYSTEM_SID, sha256_hex
 from provisioning.windows.platforms import (
     APACHE_LOUNGE,
@@ -236,10 +239,15 @@ def deploy_windows(settings: Settings) -> None:
         raise WindowsDeployError(str(error)) from None
     target = resolve_target(settings, admins)
     plan = host_plan(host.name, settings, target.platform)
+    lock = lock_path(plan.paths.state_dir)
+    win_deploy_lock_taken(
+        name="Deploy lock (one run at a time on this host)", lock=lock, wait=settings.lock_wait
+    )
     provision_folders(plan, target)
     provision_app(plan, target)
     provision_databases(plan, target, admins)
     provision_apache(plan, target)
+    win_deploy_lock_released(name="Deploy lock released", lock=lock)
 
 
 def provision_folders(plan: HostPlan, target: WindowsTarget) -> None:

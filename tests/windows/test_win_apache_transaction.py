@@ -386,7 +386,7 @@ def test_snapshot_comes_before_the_first_file_apache_reads(monkeypatch):
     planned, _ = dry_run(monkeypatch, windows, {"impots_windows_layout": "apache-lounge"})
     names = [name for name, _, _ in planned]
     assert names.index(SNAPSHOT_OP) + 1 == names.index("TLS file C:/impots/tls/server.pem")
-    assert names[-2:] == ["Hosts file block", APPLY_OP]
+    assert names[-3:] == ["Hosts file block", APPLY_OP, "Deploy lock released"]
     snapshot = dict((name, commands) for name, commands, _ in planned)[SNAPSHOT_OP][0].get_raw_value()
     # Exactly the files Apache reads that this run writes; httpd.conf with them (its block changes).
     assert snapshot.split("\n")[1] == (

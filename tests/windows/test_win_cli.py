@@ -90,8 +90,12 @@ def test_cli_dry_run_plans_every_operation(tmp_path, layout):
     # No stamp on a bare machine: the restart is a definite change, not a conditional one.
     restart = next(line for line in table.splitlines() if "configuration test, restart" in line)
     assert restart.split()[-3:] == ["1", "(@winssh/lab-pc)", "-"]
-    # A dry run only asks questions: every script sent is a fact (JSON out), none changes anything.
-    assert scripts and all("ConvertTo-Json -InputObject" in script for script in scripts)
+    # A dry run only asks questions: every script sent is a fact (JSON out, or the lock's read-only
+    # look at its record), none changes anything.
+    assert scripts and all(
+        "ConvertTo-Json -InputObject" in script or script.startswith("$lock = '") for script in scripts
+    )
+    assert not any("New-Item" in script for script in scripts if script.startswith("$lock = '"))
     assert SECRET not in output and not any(SECRET in script for script in scripts)
 
 
@@ -126,9 +130,9 @@ def test_cli_full_run_executes_every_operation(tmp_path, layout):
     total = next(line for line in results.splitlines() if "Grand total" in line).split()
     # Every operation changed something; both layouts have the plan's eight folders, the certificate,
     # key and CA uploaded and the CA trusted in LocalMachine Root; Apache Lounge has one less (its Redis
-    # runs); no error.
+    # runs); no error; the two deploy lock operations change nothing.
     changed = "31" if layout == "laragon" else "30"
-    assert total[-3:] == [changed, "-", "-"]
+    assert total[-3:] == [changed, "-", "2"]
     puts = [json.loads(line)[1] for line in sftp_log.read_text().splitlines()]
     vhosts = (
         "/C:/laragon/etc/apache2/sites-enabled/" if layout == "laragon" else "/C:/Apache24/conf/extra/impots-"

@@ -27,6 +27,7 @@ from provisioning.windows import databases, facts
 from provisioning.windows.tls import certificate_thumbprint
 
 LARAGON_OPS = [
+    "Deploy lock (one run at a time on this host)",
     "Install root",
     "Install root: Administrators, SYSTEM and Apache only",
     "Folder C:/impots/bin",
@@ -58,16 +59,17 @@ LARAGON_OPS = [
     "httpd.conf: mod_wsgi block",
     "Hosts file block",
     "Apache: configuration test, restart, smoke check",
+    "Deploy lock released",
 ]
 # Apache Lounge: Redis already runs (nothing of Laragon's to start); the PostgreSQL superuser's password is
 # given (IMPOTS_PGRES_ADMIN_PASSWORD), so it passes through an Administrators-only folder.
 LOUNGE_OPS = (
-    LARAGON_OPS[:16]
+    LARAGON_OPS[:17]
     + [
         "Folder for database administrator passwords",
         "Database administrator folder: Administrators and SYSTEM only",
     ]
-    + LARAGON_OPS[17:]
+    + LARAGON_OPS[18:]
 )
 PG_ADMIN_PASSWORD = "Postgres-Admin-Secret-7"
 SEED_PATHS = {
@@ -92,8 +94,9 @@ def test_laragon_full_plan(monkeypatch):
     windows = laragon_machine()
     planned, client = dry_run(monkeypatch, windows, {"impots_windows_layout": "laragon"})
     assert [n if not n.startswith("App release ") else "App release" for n in names(planned)] == LARAGON_OPS
-    # A bare machine: every operation has something to do (no stamp yet: Apache is restarted).
-    assert [name for name, _, change in planned if not change] == []
+    # A bare machine: every operation has something to do (no stamp yet: Apache is restarted), but the
+    # deploy lock, which is never a change.
+    assert [name for name, _, change in planned if not change] == [LARAGON_OPS[0], LARAGON_OPS[-1]]
     by_name = {name: commands for name, commands, _ in planned}
 
     # Every command line was a PowerShell -EncodedCommand, never a POSIX shell.

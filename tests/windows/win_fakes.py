@@ -49,6 +49,10 @@ class FakeWindows:
     answers: dict[str, Answer] = field(default_factory=dict)
     seen: list[str] = field(default_factory=list)
     unknown_facts: list[str] = field(default_factory=list)
+    # The deploy lock (provisioning/windows/lock.py) is simulated, not canned: its scripts go to
+    # lock_seen (not seen, so the other tests count only their own scripts); lock_record is the record.
+    lock_seen: list[str] = field(default_factory=list)
+    lock_record: str = ""
 
     def fact(self, fact_cls, value, **kwargs) -> None:
         """Answer ``fact_cls(**kwargs)`` with ``value`` as ConvertTo-Json -Compress prints it."""
@@ -56,7 +60,14 @@ class FakeWindows:
         self.answers[script] = Answer(json.dumps(value, separators=(",", ":")) + "\r\n")
 
     def answer(self, script: str) -> Answer:
+        if script.startswith("$lock = '"):
+            self.lock_seen.append(script)
+            return self.lock_answer(script)
         self.seen.append(script)
+        if script.startswith("[Console]::Error.WriteLine('impots: ") and script.endswith("\nexit 75"):
+            # What an operation yields to fail this host only (the lock's refusal): it fails as sent.
+            message = script[len("[Console]::Error.WriteLine('") : script.rindex("')")].replace("''", "'")
+            return Answer("", message + "\r\n", 75)
         if script in self.answers:
             return self.answers[script]
         if "ConvertTo-Json -InputObject" in script:
@@ -64,6 +75,20 @@ class FakeWindows:
             self.unknown_facts.append(script)
             return Answer("null\r\n")
         return Answer()
+
+    def lock_answer(self, script: str) -> Answer:
+        """What the lock scripts print, from ``lock_record`` (a held lock stays held: no lease here)."""
+        if "New-Item -ItemType Directory -Path $lock" in script:
+            me = _assigned(script, "me")
+            if self.lock_record and self.lock_record.split(" ")[0] != me:
+                return Answer(f"busy {self.lock_record}\r\n")
+            self.lock_record = f"{me} 4102444800 1700000000 {_assigned(script, 'holder')}"
+            return Answer("acquired\r\n")
+        if "Write-Output 'released'" in script:
+            if self.lock_record.split(" ")[0] == _assigned(script, "me"):
+                self.lock_record = ""
+            return Answer("released\r\n")
+        return Answer(self.lock_record + "\r\n")
 
     def client(self) -> FakeClient:
         return FakeClient(self)
