@@ -21,9 +21,9 @@ from provisioning.linux.operations.lock import (
     HOLDER,
     LEASE_SECONDS,
     RUN_ID,
-    _remember,
     dead_runs_of_ours,
     describe,
+    remember_run,
 )
 from provisioning.windows.powershell import ps_assign, ps_quote, win_path
 
@@ -131,7 +131,7 @@ class _ReleaseOnError(BaseStateCallback):
         except Exception as error:  # the connection itself may be what failed: the lease frees it
             logger.warning(f"{host.name}: could not drop the deploy lock ({error}); its lease will")
             return
-        _remember(host.name, [RUN_ID], held=False)
+        remember_run(host.name, [RUN_ID], held=False)
 
 
 def _failure(problem: str) -> str:
@@ -160,13 +160,13 @@ def win_deploy_lock_taken(lock: str, wait: int = 120):
         host.noop("the deploy lock is taken when the run executes")
         return
     dead = dead_runs_of_ours(host.name)
-    _remember(host.name, [RUN_ID], held=True)  # before taking it: a kill right after leaves our trace
+    remember_run(host.name, [RUN_ID], held=True)  # before taking it: a kill right after leaves our trace
     answer = host.get_fact(
         WinDeployLock, action="acquire", lock=lock, run_id=RUN_ID, wait=wait, stale=" ".join(dead)
     )
     problem = None
     if answer.split(" ", 1)[0] == "busy":
-        _remember(host.name, [RUN_ID], held=False)
+        remember_run(host.name, [RUN_ID], held=False)
         problem = (
             f"another deploy holds this host: {describe(answer[5:])}; waited {wait} s (impots_lock_wait). "
             f"If that run is dead, its lease frees the host, or remove {win_path(lock)} on it"
@@ -176,7 +176,7 @@ def win_deploy_lock_taken(lock: str, wait: int = 120):
     if problem:
         yield _failure(problem)
         return
-    _remember(host.name, dead, held=False)  # whatever they held is free or ours now
+    remember_run(host.name, dead, held=False)  # whatever they held is free or ours now
     taken_over = answer[len("acquired") :].strip()
     if taken_over:
         logger.warning(f"{host.name}: took over the deploy lock of a dead run: {describe(taken_over)}")
@@ -188,7 +188,7 @@ def win_deploy_lock_released(lock: str):
     """Drop this host's deploy lock if this run holds it (last operation of the Windows deploy)."""
     if state.is_executing:
         host.get_fact(WinDeployLock, action="release", lock=lock, run_id=RUN_ID)
-        _remember(host.name, [RUN_ID], held=False)
+        remember_run(host.name, [RUN_ID], held=False)
     host.noop(f"deploy lock {win_path(lock)} released")
     return
     yield

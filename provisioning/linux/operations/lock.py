@@ -156,7 +156,7 @@ def dead_runs_of_ours(host_name: str) -> list[str]:
     return dead
 
 
-def _remember(host_name: str, run_ids: list[str], held: bool) -> None:
+def remember_run(host_name: str, run_ids: list[str], held: bool) -> None:
     """Write this run's file (``held``), or drop the files of ``run_ids``."""
     memory = _memory(host_name)
     if held:
@@ -178,7 +178,7 @@ class _ReleaseOnError(BaseStateCallback):
         except Exception as error:  # the connection itself may be what failed: the lease frees it
             logger.warning(f"{host.name}: could not drop the deploy lock ({error}); its lease will")
             return
-        _remember(host.name, [RUN_ID], held=False)
+        remember_run(host.name, [RUN_ID], held=False)
 
 
 # --- the two operations ------------------------------------------------------------------------------------
@@ -201,11 +201,11 @@ def deploy_lock_taken(wait: int = 120):
         host.noop("the deploy lock is taken when the run executes")
         return
     dead = dead_runs_of_ours(host.name)
-    _remember(host.name, [RUN_ID], held=True)  # before taking it: a kill right after leaves our trace
+    remember_run(host.name, [RUN_ID], held=True)  # before taking it: a kill right after leaves our trace
     answer = host.get_fact(DeployLock, action="acquire", run_id=RUN_ID, wait=wait, stale=" ".join(dead))
     problem = None
     if answer.split(" ", 1)[0] == "busy":
-        _remember(host.name, [RUN_ID], held=False)
+        remember_run(host.name, [RUN_ID], held=False)
         problem = (
             f"another deploy holds this host: {describe(answer[5:])}; waited {wait} s (impots_lock_wait). "
             f"If that run is dead, its lease frees the host, or remove {LOCK_PATH} on it"
@@ -216,7 +216,7 @@ def deploy_lock_taken(wait: int = 120):
         # A failing command fails this host only (an exception here would stop the whole run).
         yield f"echo {shlex.quote('impots: ' + problem)} >&2; exit 75"
         return
-    _remember(host.name, dead, held=False)  # whatever they held is free or ours now
+    remember_run(host.name, dead, held=False)  # whatever they held is free or ours now
     taken_over = answer[len("acquired") :].strip()
     if taken_over:
         logger.warning(f"{host.name}: took over the deploy lock of a dead run: {describe(taken_over)}")
@@ -228,7 +228,7 @@ def deploy_lock_released():
     """Drop this host's deploy lock if this run holds it (last operation of the deploy)."""
     if state.is_executing:
         host.get_fact(DeployLock, action="release", run_id=RUN_ID)
-        _remember(host.name, [RUN_ID], held=False)
+        remember_run(host.name, [RUN_ID], held=False)
     host.noop(f"deploy lock {LOCK_PATH} released")
     return
     yield
