@@ -8,6 +8,7 @@ layout before site users, keeping every generated value, then a clean rerun.
 from __future__ import annotations
 
 import json
+import os
 import pwd
 import re
 import shutil
@@ -44,13 +45,21 @@ def can_read(user: str, path: Path) -> bool:
 
 
 def daemon_users() -> dict[str, set[str]]:
-    """Site -> the users its mod_wsgi daemons run as (display-name=%{GROUP}: ``(wsgi:<site>)``)."""
-    listing = subprocess.run(["ps", "-eo", "uid=,args="], capture_output=True, text=True, check=True).stdout
+    """Site -> the users its mod_wsgi daemons run as. The process title is cut ("(wsgi:flask-impot"),
+    so the site is told by the daemon's working folder (home= <instance>/<site>), else by that title."""
+    listing = subprocess.run(["ps", "-eo", "pid=,uid=,args="], capture_output=True, text=True, check=True)
     users: dict[str, set[str]] = {}
-    for line in listing.splitlines():
-        match = re.match(r"\s*(\d+)\s+\(wsgi:([^)]+)\)", line)
-        if match:
-            users.setdefault(match.group(2), set()).add(pwd.getpwuid(int(match.group(1))).pw_name)
+    for line in listing.stdout.splitlines():
+        match = re.match(r"\s*(\d+)\s+(\d+)\s+\(wsgi:([^) ]+)", line)
+        if not match:
+            continue
+        try:
+            site = Path(os.readlink(f"/proc/{match.group(1)}/cwd")).name
+        except OSError:
+            continue  # gone meanwhile
+        if site not in SITES:  # the layout before site users: no home=, the title only
+            site = next(name for name in SITES if name.startswith(match.group(3)))
+        users.setdefault(site, set()).add(pwd.getpwuid(int(match.group(2))).pw_name)
     return users
 
 
@@ -105,7 +114,7 @@ def make_layout_before_site_users() -> None:
 
     for vhost in Path("/etc/apache2/sites-available").glob("*.conf"):
         text = vhost.read_text()
-        vhost.write_text(re.sub(r" user=impots-\S+ group=impots-\S+", "", text))
+        vhost.write_text(re.sub(r" user=impots-\S+ group=impots-\S+ home=\S+", "", text))
     subprocess.run(["apachectl", "graceful"], check=True)
     settings = default_settings()
     shared = INSTANCE / "impots.json"
