@@ -111,9 +111,7 @@ def deploy_linux(settings: Settings) -> None:
     )
     # Only once Apache runs the sites as their users from their own folders.
     shared_instance_retired(
-        name="Shared instance files of the layout before site users",
-        config=plan.paths.instance_config,
-        logs=f"{plan.paths.instance_dir}/logs",
+        name="Shared logs of the layout before site users", logs=f"{plan.paths.instance_dir}/logs"
     )
     deploy_lock_released(name="Deploy lock released")
 
@@ -139,7 +137,13 @@ def app_files(plan: HostPlan) -> list[dict]:
     platform, paths = plan.platform, plan.paths
     return [
         {"path": paths.helper, "src": str(build_helper()), **ownership(Access.PRIVATE, platform, False)},
-        # Each site's own impots.json (site_layout): the shared one is retired.
+        # The seeding step reads impots.json beside the secrets store: root's only now (no site reads it).
+        {
+            "path": paths.instance_config,
+            "content": plan.instance_config,
+            **ownership(Access.PRIVATE, platform, False),
+        },
+        # Each site's own impots.json (site_layout).
         *site_layout.instance_config_files(plan, site_layout.plan_site_instances(plan)),
         *(
             {"path": dest, "src": src, **ownership(access, platform, False)}

@@ -84,27 +84,16 @@ def site_secrets(helper: str, store: str, sites: list[dict], given: dict[str, st
 
 
 @operation()
-def shared_instance_retired(config: str, logs: str):
+def shared_instance_retired(logs: str):
     """
-    After the sites' own instance folders are in place: remove the shared ``impots.json`` of the
-    layout before site users, and make its shared log folder root's (kept for its history; the
-    Apache user no longer writes there).
+    After Apache runs the sites from their own folders: the shared log folder of the layout before
+    site users becomes root's (kept for its history; the Apache user no longer writes there). The
+    shared ``impots.json`` stays, root only: the seeding step reads it beside the secrets store.
 
-    + config: the shared ``impots.json``
     + logs: the shared log folder
     """
-    found = cached_fact(PathsState, paths=[config, logs], hashes=False)
-    commands = []
-    if config in found:
-        commands.append(f"rm -f {config}")
-    old_logs = found.get(logs)
-    if old_logs and (old_logs.get("user"), old_logs.get("group"), old_logs.get("mode")) != (
-        "root",
-        "root",
-        "700",
-    ):
-        commands.append(f"chown -R root:root {logs} && chmod 700 {logs}")
-    if not commands:
-        host.noop("no shared instance files left")
+    found = cached_fact(PathsState, paths=[logs], hashes=False).get(logs)
+    if not found or (found.get("user"), found.get("group"), found.get("mode")) == ("root", "root", "700"):
+        host.noop("no shared logs left to retire")
         return
-    yield from commands
+    yield f"chown -R root:root {logs} && chmod 700 {logs}"
