@@ -24,6 +24,7 @@ from jinja2 import Environment, FunctionLoader, StrictUndefined
 
 from provisioning.artifact import ARTIFACTS_DIR, app_requirements
 from provisioning.settings import AppPaths, Settings, Site, app_paths, instance_config_json
+from provisioning.site_users import site_user
 from provisioning.tls import local_ca_files
 
 # Text the smoke check expects in each kind of site's page (spec §6 banner, §10 page).
@@ -300,6 +301,7 @@ TEMPLATES = Environment(
     loader=FunctionLoader(_load_template), undefined=StrictUndefined, keep_trailing_newline=True
 )
 TEMPLATES.globals["security_headers"] = security_headers
+TEMPLATES.globals["site_user"] = site_user  # Linux daemons run as the site's own user
 
 
 def render(template: str, **variables: Any) -> str:

@@ -99,6 +99,13 @@ def secrets_merge(
     return HelperCall(helper, "secrets-merge", arguments)
 
 
+def site_secrets_copy(helper: str, source: str, path: str, group: str, keys: list[str]) -> HelperCall:
+    """Write a site's own secrets file: exactly ``keys`` of the deploy's store ``source``, 0640
+    root:``group`` (the site's group)."""
+    arguments = {"path": path, "group": group, "generate": [], "source": source, "keys": list(keys)}
+    return HelperCall(helper, "secrets-merge", arguments)
+
+
 # --- database accounts ----------------------------------------------------------------------------
 
 

@@ -98,12 +98,29 @@ class ConfigError(ValueError):
 
 
 def instance_path() -> str:
-    """The instance folder: ``$IMPOTS_INSTANCE_PATH`` if set, else ``app/instance`` (Flask's default)."""
+    """The instance folder: ``$IMPOTS_INSTANCE_PATH`` if set, else ``app/instance/<daemon process
+    group>`` when that folder exists (Linux: each site's mod_wsgi daemons, named after the site, run as
+    the site's own user and read only the site's own folder), else ``app/instance`` (Flask's default)."""
     configured = os.environ.get(INSTANCE_PATH_VARIABLE)
     if configured:
         return os.path.abspath(configured)
     app_folder = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return os.path.join(app_folder, "instance")
+    shared = os.path.join(app_folder, "instance")
+    group = _daemon_process_group()
+    if group and os.path.isdir(os.path.join(shared, group)):
+        return os.path.join(shared, group)
+    return shared
+
+
+def _daemon_process_group() -> str:
+    """The mod_wsgi daemon process group this process serves; "" outside mod_wsgi or when embedded."""
+    try:
+        import mod_wsgi  # only importable inside Apache's mod_wsgi
+    except ImportError:
+        return ""
+    group = getattr(mod_wsgi, "process_group", "")
+    # A group name with a path separator is never a site's folder.
+    return group if isinstance(group, str) and "/" not in group and group not in ("", ".", "..") else ""
 
 
 def load_config(dbms: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:

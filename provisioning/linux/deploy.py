@@ -11,7 +11,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 
 from provisioning.artifact import AppArtifact, build_app_artifact
-from provisioning.linux import state
+from provisioning.linux import site_layout, state
 from provisioning.linux.facts import TargetPlatform, VenvState, cached_fact, prefetch
 from provisioning.linux.operations.apache import (
     apache_applied,
@@ -34,6 +34,11 @@ from provisioning.linux.operations.hosts import hosts_block
 from provisioning.linux.operations.lock import deploy_lock_released, deploy_lock_taken
 from provisioning.linux.operations.redis import redis_arguments, redis_secured
 from provisioning.linux.operations.selinux import selinux_configured
+from provisioning.linux.operations.site_users import (
+    shared_instance_retired,
+    site_secrets,
+    site_users_present,
+)
 from provisioning.linux.operations.system import (
     line_commented_out,
     packages_installed,
@@ -75,7 +80,8 @@ def deploy_linux(settings: Settings) -> None:
     artifact = build_app_artifact()
     # The release this run brings: made ready and checked first, current only just before Apache reloads.
     release = f"{plan.paths.releases}/{release_name(artifact.sha256)}"
-    prefetch(state.queries(plan, init, files, apply_arguments(plan, init), database_query(plan, release)))
+    apply, database = apply_arguments(plan, init), database_query(plan, release)
+    prefetch(state.queries(plan, init, files, apply, database, app_folders(plan)))
 
     deploy_lock_taken(name="Deploy lock (one run at a time on this host)", wait=settings.lock_wait)
     packages_installed(
@@ -104,6 +110,10 @@ def deploy_linux(settings: Settings) -> None:
         name=f"Apache {platform.apache_service}: configtest, (re)load or app restart, smoke check",
         **apply_arguments(plan, init),
     )
+    # Only once Apache runs the sites as their users from their own folders.
+    shared_instance_retired(
+        name="Shared logs of the layout before site users", logs=f"{plan.paths.instance_dir}/logs"
+    )
     deploy_lock_released(name="Deploy lock released")
 
 
@@ -128,11 +138,14 @@ def app_files(plan: HostPlan) -> list[dict]:
     platform, paths = plan.platform, plan.paths
     return [
         {"path": paths.helper, "src": str(build_helper()), **ownership(Access.PRIVATE, platform, False)},
+        # The seeding step reads impots.json beside the secrets store: root's only now (no site reads it).
         {
             "path": paths.instance_config,
             "content": plan.instance_config,
-            **ownership(Access.APACHE_READ, platform, False),
+            **ownership(Access.PRIVATE, platform, False),
         },
+        # Each site's own impots.json (site_layout).
+        *site_layout.instance_config_files(plan, site_layout.plan_site_instances(plan)),
         *(
             {"path": dest, "src": src, **ownership(access, platform, False)}
             for src, dest, access in plan.tls.uploads
@@ -140,21 +153,37 @@ def app_files(plan: HostPlan) -> list[dict]:
     ]
 
 
+def app_folders(plan: HostPlan) -> list[dict]:
+    """Every folder of the install with its owner and mode: the plan's, and each site's own."""
+    instances = site_layout.plan_site_instances(plan)
+    return site_layout.instance_folders(
+        plan, instances, lambda access, folder: ownership(access, plan.platform, folder)
+    )
+
+
 def _app(plan: HostPlan, files: list[dict], artifact: AppArtifact) -> None:
     platform, paths = plan.platform, plan.paths
+    instances = site_layout.plan_site_instances(plan)
+    site_users_present(name="Site users (one per site)", users=[i.user for i in instances])
     folders_present(
-        name="Folders (app, instance, logs, TLS, state)",
-        folders=[{"path": f.path, **ownership(f.access, platform, folder=True)} for f in plan.folders],
+        name="Folders (app, instance and each site's, logs, TLS, state)", folders=app_folders(plan)
     )
-    files_present(name="Target helper, app configuration (impots.json) and TLS files", files=files)
+    files_present(name="Target helper, sites' configuration (impots.json) and TLS files", files=files)
     secrets_file(
-        name="App secrets (secrets.json)",
+        name="Deploy's secrets store (secrets.json, root only)",
         helper=paths.helper,
         path=plan.secrets.path,
-        group=platform.apache_group,
+        group=site_layout.STORE_GROUP,
         given=plan.secrets.given,
         generate=list(plan.secrets.generate),
         upload_dir=paths.state_dir,
+    )
+    site_secrets(
+        name="Each site's own secrets (only the keys it uses)",
+        helper=paths.helper,
+        store=plan.secrets.path,
+        sites=site_layout.site_secrets_arguments(instances),
+        given=plan.secrets.given,
     )
     release = f"{paths.releases}/{release_name(artifact.sha256)}"
     app_release_unpacked(
@@ -179,12 +208,11 @@ def _app(plan: HostPlan, files: list[dict], artifact: AppArtifact) -> None:
         build_packages=platform.mod_wsgi_build_packages,
     )
     app_release_checked(
-        name="App release checked (its entry points load, as the Apache user)",
+        name="App release checked (each site's entry point loads, as the site's user)",
         sha256=artifact.sha256,
         install_root=paths.install_root,
         venv=paths.venv,
-        entry_points=sorted({site.site.wsgi_file for site in plan.sites}),
-        user=platform.apache_user,
+        entry_points=site_layout.release_entry_points(instances),
     )
 
 
@@ -199,7 +227,7 @@ def _selinux(plan: HostPlan, mode: str) -> None:
         booleans=["httpd_can_network_connect_db", "httpd_can_network_connect"],
         contexts=[
             [f"{paths.install_root}(/.*)?", "httpd_sys_content_t"],
-            [f"{paths.instance_dir}/logs(/.*)?", "httpd_sys_rw_content_t"],
+            [f"{paths.instance_dir}/[^/]+/logs(/.*)?", "httpd_sys_rw_content_t"],
             [f"{paths.venv}/.+\\.so(\\.[^/]+)?", "lib_t"],
         ],
         relabel=[paths.install_root],
@@ -331,6 +359,9 @@ def apply_arguments(plan: HostPlan, init: str) -> dict:
         }
         for site in plan.sites
     ]
+    # Only the app reads these (its release, venv, data, and each site's configuration and secrets):
+    # their change alone restarts the sites' daemons, not Apache.
+    app_watched = [*plan.app_watch, *site_layout.watched(plan)]
     return {
         "platform": platform.family,
         "init": init,
@@ -342,10 +373,10 @@ def apply_arguments(plan: HostPlan, init: str) -> dict:
             platform.apache_config_root,
             f"{paths.venv}/bin/mod_wsgi-express",  # rewritten whenever pip (re)installs mod_wsgi
             *(path for path in plan.reload_watch if path not in plan.app_watch),
-            *plan.app_watch,
+            *app_watched,
         ],
         "smoke_checks": checks,
         "address": "127.0.0.1" if address == "*" else address,
-        "app_watched": list(plan.app_watch),
+        "app_watched": app_watched,
         "wsgi_scripts": sorted({f"{paths.app}/{site.site.wsgi_file}" for site in plan.sites}),
     }

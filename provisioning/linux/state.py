@@ -11,24 +11,37 @@ from __future__ import annotations
 from typing import Any
 
 from pyinfra.facts.files import FileContents
+from pyinfra.facts.server import Groups, Users
 
 from provisioning import remote_call
-from provisioning.linux import facts
+from provisioning.linux import facts, site_layout
 from provisioning.linux.operations.app import RELEASE_ENTRY_POINT
 from provisioning.linux.operations.databases import database_state_query
 from provisioning.linux.operations.redis import redis_arguments, status_call
 from provisioning.plan import HostPlan
 
 
-def queries(plan: HostPlan, init: str, files: list[dict], apply: dict[str, Any], database: dict) -> list:
+def queries(
+    plan: HostPlan, init: str, files: list[dict], apply: dict[str, Any], database: dict, folders: list[dict]
+) -> list:
     platform, paths = plan.platform, plan.paths
+    instances = site_layout.plan_site_instances(plan)
+    site_secrets = [
+        (facts.HelperJson, {"call": remote_call.secrets_status(paths.helper, site["path"])})
+        for site in site_layout.site_secrets_arguments(instances)
+        if site["keys"]
+    ]
     wanted: list[tuple[type, dict[str, Any]]] = [
         (facts.MissingPackages, {"manager": platform.package_manager, "packages": platform.all_packages}),
         (facts.ServicesState, {"init": init, "services": list(platform.database_services)}),
-        (facts.PathsState, {"paths": [folder.path for folder in plan.folders], "hashes": False}),
+        (Users, {}),
+        (Groups, {}),
+        (facts.PathsState, {"paths": [folder["path"] for folder in folders], "hashes": False}),
+        (facts.PathsState, {"paths": [f"{paths.instance_dir}/logs"], "hashes": False}),
         (facts.PathsState, {"paths": [f["path"] for f in files[0]], "hashes": True}),
         (facts.PathsState, {"paths": [f["path"] for f in files[1]], "hashes": True}),
         (facts.HelperJson, {"call": remote_call.secrets_status(paths.helper, plan.secrets.path)}),
+        *site_secrets,
         (facts.SymlinkTarget, {"path": f"{paths.install_root}/app", "entry_point": RELEASE_ENTRY_POINT}),
         (facts.VenvState, {"venv": paths.venv}),
         (facts.ManagedVhosts, {"site_dir": platform.site_dir}),

@@ -67,14 +67,25 @@ def _read_given(given_file: str) -> dict[str, str]:
     return given
 
 
-def merge(path: str, group: str, generate: list[str], given_file: str | None = None) -> str:
+def merge(
+    path: str,
+    group: str,
+    generate: list[str],
+    given_file: str | None = None,
+    source: str | None = None,
+    keys: list[str] | None = None,
+) -> str:
     """Write ``path`` with the given values (read from ``given_file``, then deleted) over the current
-    ones, and a new random value for each key of ``generate`` that has none; 0640 root:``group``."""
+    ones, and a new random value for each key of ``generate`` that has none; 0640 root:``group``.
+    With ``source``: ``path`` becomes exactly the ``keys`` of that file (a site's own secrets, copied
+    from the deploy's store; a key the store lacks is an error, never an empty value)."""
     try:
         gid = grp.getgrnam(group).gr_gid
     except KeyError:
         raise SecretsError(f"no group {group!r} on this host to own {path}") from None
     current = read_secrets(path)
+    if source is not None:
+        return _write(path, gid, current, _subset(source, keys or []))
     merged = dict(current)
     if given_file:
         merged.update(_read_given(given_file))
@@ -82,6 +93,18 @@ def merge(path: str, group: str, generate: list[str], given_file: str | None = N
     for key in generate:
         if not merged.get(key):
             merged[key] = secrets.token_urlsafe(32)
+    return _write(path, gid, current, merged)
+
+
+def _subset(source: str, keys: list[str]) -> dict[str, str]:
+    values = read_secrets(source)
+    missing = [key for key in keys if not values.get(key)]
+    if missing:
+        raise SecretsError(f"{source} has no {', '.join(missing)}")
+    return {key: values[key] for key in keys}
+
+
+def _write(path: str, gid: int, current: dict, merged: dict) -> str:
     changed = sorted(key for key in merged if merged[key] != current.get(key))
     # Written beside the file then renamed: a reader never sees half of it, and mkstemp makes it 0600.
     fd, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".secrets-")

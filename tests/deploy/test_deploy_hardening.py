@@ -124,8 +124,8 @@ def test_vanished_release_is_put_back(https: requests.Session, converge_back) ->
 
 
 def test_a_release_that_does_not_load_never_goes_live(https: requests.Session, converge_back, tmp_path: Path):
-    """Issue 8 #12: a new release is checked (its entry points load, as the Apache user) before its link
-    flips; a broken one stops the run and the current release keeps serving."""
+    """Issue 8 #12: a new release is checked (each site's entry point loads, as that site's user) before
+    its link flips; a broken one stops the run and the current release keeps serving."""
     before = Path("/opt/impots/app").resolve()
     copy = tmp_path / "project"
     shutil.copytree(REPO, copy, symlinks=True, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__"))
@@ -137,7 +137,7 @@ def test_a_release_that_does_not_load_never_goes_live(https: requests.Session, c
     assert run.returncode != 0, f"the broken release went through:\n{run.tail()}"
     assert "a broken release for test_deploy_hardening" in run.stderr, run.tail()
     log = plain(run.stderr)
-    assert "| App release checked (its entry points load, as the Apache user)" in log, run.tail()
+    assert "| App release checked (each site's entry point loads, as the site's user)" in log, run.tail()
     assert "| App release made current" not in log, "the run went on after the failed check"
     assert Path("/opt/impots/app").resolve() == before, "the link moved to the broken release"
     assert not Path(LOCK_PATH).exists(), "the failed run kept its deploy lock"

@@ -45,17 +45,19 @@ def test_secret_files_are_not_world_readable(deployed, app_secrets) -> None:
     mode = secrets_file.stat().st_mode
     assert not mode & stat.S_IROTH and not mode & stat.S_IWOTH, f"{secrets_file}: mode {oct(mode)}"
     assert secrets_file.stat().st_uid == 0
-    config = Path(paths.config_file).read_text()
+    # Each site's own impots.json (provisioning/site_users.py): no secret in any of them.
+    config = "".join(path.read_text() for path in Path(paths.install_root, "instance").glob("*/impots.json"))
+    assert config, "no site has its impots.json"
     leaked = [key for key, value in app_secrets.items() if isinstance(value, str) and value in config]
     assert not leaked, f"{paths.config_file} contains {leaked}"
 
 
-def test_apache_user_can_read_the_secrets(deployed, app_secrets) -> None:
-    # Mode 0640 with group www-data (Contract 1): the app, run by www-data, reads its secrets.
+def test_the_deploys_secrets_store_is_root_only(deployed, app_secrets) -> None:
+    # Each site reads its own copy (tests/deploy/test_deploy_site_users.py); the store is root's.
     path = default_paths().secrets_file
     info = os.stat(path)
-    assert grp.getgrgid(info.st_gid).gr_name == "www-data", f"{path}: group {info.st_gid}"
-    assert info.st_mode & stat.S_IRGRP
+    assert grp.getgrgid(info.st_gid).gr_name == "root", f"{path}: group {info.st_gid}"
+    assert stat.S_IMODE(info.st_mode) == 0o640
 
 
 def mysql_login_works(user: str, password: str) -> bool:

@@ -54,6 +54,10 @@ def test_vhost_under_impots_alias() -> None:
         "lang=C.UTF-8",
         "locale=C.UTF-8",
         "display-name=%{GROUP}",
+        # Each site's daemons run as the site's own system user and group (provisioning/site_users.py).
+        "user=impots-flask-impots-withmysql",
+        "group=impots-flask-impots-withmysql",
+        "home=/opt/impots/app/instance/flask-impots-withmysql",  # the site user has no home of its own
     ):
         assert option in daemon.split(), option
     assert directive(text, "WSGIProcessGroup") == ["WSGIProcessGroup flask-impots-withmysql"]

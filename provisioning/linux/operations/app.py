@@ -77,32 +77,35 @@ def app_release_unpacked(artifact: str, sha256: str, install_root: str):
 
 
 # Each entry point is loaded as mod_wsgi loads it (its folder first on sys.path, then create_app), as
-# the Apache user: it reads the instance configuration and secrets, and writes its logs, as the daemons do.
-_LOAD_ENTRY_POINTS = "import runpy, sys\nfor entry in sys.argv[1:]:\n    runpy.run_path(entry)\n"
+# its site's user with its site's instance folder: it reads its configuration and secrets, and writes its
+# logs, as that site's daemons do.
+_LOAD_ENTRY_POINT = "import runpy, sys\nrunpy.run_path(sys.argv[1])\n"
 
 
 @operation()
-def app_release_checked(sha256: str, install_root: str, venv: str, entry_points: list[str], user: str):
+def app_release_checked(sha256: str, install_root: str, venv: str, entry_points: list[dict]):
     """
-    Before a new release goes live: load each of its WSGI entry points with the venv, as ``user`` (the
-    Apache user), which reads and checks the instance configuration. A release that does not load stops
-    the run here, and the current release keeps serving.
+    Before a new release goes live: load each site's WSGI entry point with the venv, as that site's
+    user and with its instance folder (``IMPOTS_INSTANCE_PATH``), which reads and checks its instance
+    configuration. A release that does not load stops the run here, and the current release keeps
+    serving.
 
     + sha256: the artifact's sha256 (names the release)
     + install_root: where releases live
     + venv: the app's virtual environment (ready for this release)
-    + entry_points: the ``.wsgi`` files of the host's sites
-    + user: the Apache user the daemons run as
+    + entry_points: one dict per site: ``wsgi_file`` (its ``.wsgi``), ``user`` (the user its daemons
+      run as) and ``instance`` (its instance folder as the app sees it)
     """
     release = release_name(sha256)
     if _current_release(install_root) == f"releases/{release}":
         host.noop(f"release {release} is live")
         return
-    entries = " ".join(shlex.quote(entry) for entry in entry_points)
-    yield (
-        f"cd {install_root}/releases/{release} && runuser -u {user} -- "
-        f"{venv}/bin/python -c {shlex.quote(_LOAD_ENTRY_POINTS)} {entries}"
-    )
+    loads = [
+        f"runuser -u {entry['user']} -- env IMPOTS_INSTANCE_PATH={shlex.quote(entry['instance'])} "
+        f"{venv}/bin/python -c {shlex.quote(_LOAD_ENTRY_POINT)} {shlex.quote(entry['wsgi_file'])}"
+        for entry in entry_points
+    ]
+    yield f"cd {install_root}/releases/{release} && " + " && ".join(loads)
 
 
 @operation()
