@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from pyinfra.facts.files import FileContents
-from pyinfra.facts.server import Groups, Users
 
 from provisioning import remote_call
 from provisioning.linux import facts, site_layout
@@ -34,8 +33,7 @@ def queries(
     wanted: list[tuple[type, dict[str, Any]]] = [
         (facts.MissingPackages, {"manager": platform.package_manager, "packages": platform.all_packages}),
         (facts.ServicesState, {"init": init, "services": list(platform.database_services)}),
-        (Users, {}),
-        (Groups, {}),
+        (facts.SiteUsers, {"users": [instance.user for instance in instances]}),
         (facts.PathsState, {"paths": [folder["path"] for folder in folders], "hashes": False}),
         (facts.PathsState, {"paths": [f"{paths.instance_dir}/logs"], "hashes": False}),
         (facts.PathsState, {"paths": [f["path"] for f in files[0]], "hashes": True}),

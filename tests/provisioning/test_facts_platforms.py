@@ -12,6 +12,7 @@ from provisioning.linux.facts import (
     PathsState,
     SelinuxState,
     ServicesState,
+    SiteUsers,
     TargetPlatform,
     VenvState,
 )
@@ -176,3 +177,11 @@ def test_missing_packages_with_the_real_dpkg() -> None:
     missing = MissingPackages().process(output.splitlines())
     assert missing == ["impots-no-such-package", "impots-other-missing"]
     assert command.count("dpkg-query") == 1
+
+
+def test_site_users_with_the_real_accounts() -> None:
+    """Only the named accounts are looked at: their primary group, and whether a group of the name exists."""
+    command = SiteUsers().command(["root", "impots-no-such-user", "www-data"])
+    output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+    state = SiteUsers().process(output.splitlines())
+    assert state == {"users": {"root": "root", "www-data": "www-data"}, "groups": ["root", "www-data"]}

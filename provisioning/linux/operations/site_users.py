@@ -9,10 +9,9 @@ import hashlib
 
 from pyinfra import host
 from pyinfra.api import operation
-from pyinfra.facts.server import Groups, Users
 
 from provisioning import remote_call
-from provisioning.linux.facts import HelperJson, PathsState, cached_fact
+from provisioning.linux.facts import HelperJson, PathsState, SiteUsers, cached_fact
 
 NOLOGIN = "/usr/sbin/nologin"  # on Debian and (usrmerge) on RHEL
 NO_HOME = "/nonexistent"
@@ -27,15 +26,16 @@ def site_users_present(users: list[str]):
 
     + users: the sites' user names (``provisioning.site_users.site_user``)
     """
-    existing, groups = cached_fact(Users), set(cached_fact(Groups))
+    state = cached_fact(SiteUsers, users=users)
+    existing, groups = state["users"], set(state["groups"])
     missing = []
     for user in users:
-        found = existing.get(user)
-        if found is None:
+        group = existing.get(user)
+        if group is None:
             missing.append(user)
-        elif found.get("group") != user:
+        elif group != user:
             raise OSError(
-                f"user {user} exists with primary group {found.get('group')}, not {user}: "
+                f"user {user} exists with primary group {group}, not {user}: "
                 "it was not made by this deploy; remove it or rename the site"
             )
     if not missing:
