@@ -24,6 +24,7 @@ from provisioning.linux.operations.lock import (
     dead_runs_of_ours,
     describe,
     remember_run,
+    settle_acquire,
 )
 from provisioning.windows.powershell import ps_assign, ps_quote, win_path
 
@@ -164,22 +165,10 @@ def win_deploy_lock_taken(lock: str, wait: int = 120):
     answer = host.get_fact(
         WinDeployLock, action="acquire", lock=lock, run_id=RUN_ID, wait=wait, stale=" ".join(dead)
     )
-    problem = None
-    if answer.split(" ", 1)[0] == "busy":
-        remember_run(host.name, [RUN_ID], held=False)
-        problem = (
-            f"another deploy holds this host: {describe(answer[5:])}; waited {wait} s (impots_lock_wait). "
-            f"If that run is dead, its lease frees the host, or remove {win_path(lock)} on it"
-        )
-    elif not answer.startswith("acquired"):
-        problem = f"could not take the deploy lock {win_path(lock)}: {answer or 'no answer'}"
+    problem = settle_acquire(answer, wait, win_path(lock), dead)
     if problem:
         yield _failure(problem)
         return
-    remember_run(host.name, dead, held=False)  # whatever they held is free or ours now
-    taken_over = answer[len("acquired") :].strip()
-    if taken_over:
-        logger.warning(f"{host.name}: took over the deploy lock of a dead run: {describe(taken_over)}")
     host.noop(f"deploy lock {win_path(lock)} taken (run {RUN_ID})")
 
 

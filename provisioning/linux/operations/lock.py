@@ -203,24 +203,31 @@ def deploy_lock_taken(wait: int = 120):
     dead = dead_runs_of_ours(host.name)
     remember_run(host.name, [RUN_ID], held=True)  # before taking it: a kill right after leaves our trace
     answer = host.get_fact(DeployLock, action="acquire", run_id=RUN_ID, wait=wait, stale=" ".join(dead))
-    problem = None
-    if answer.split(" ", 1)[0] == "busy":
-        remember_run(host.name, [RUN_ID], held=False)
-        problem = (
-            f"another deploy holds this host: {describe(answer[5:])}; waited {wait} s (impots_lock_wait). "
-            f"If that run is dead, its lease frees the host, or remove {LOCK_PATH} on it"
-        )
-    elif not answer.startswith("acquired"):
-        problem = f"could not take the deploy lock {LOCK_PATH}: {answer or 'no answer'}"
+    problem = settle_acquire(answer, wait, LOCK_PATH, dead)
     if problem:
         # A failing command fails this host only (an exception here would stop the whole run).
         yield f"echo {shlex.quote('impots: ' + problem)} >&2; exit 75"
         return
+    host.noop(f"deploy lock {LOCK_PATH} taken (run {RUN_ID})")  # the lock is no change to the host
+
+
+def settle_acquire(answer: str, wait: int, lock: str, dead: list[str]) -> str | None:
+    """Read the acquire script's answer (``acquired [<record taken over>]`` or ``busy <record>``, the
+    same on Linux and Windows): the problem to fail the host with, or None when this run holds the lock.
+    Keeps this controller's memory of runs in step and warns about a dead run's lock taken over."""
+    if answer.split(" ", 1)[0] == "busy":
+        remember_run(host.name, [RUN_ID], held=False)
+        return (
+            f"another deploy holds this host: {describe(answer[5:])}; waited {wait} s (impots_lock_wait). "
+            f"If that run is dead, its lease frees the host, or remove {lock} on it"
+        )
+    if not answer.startswith("acquired"):
+        return f"could not take the deploy lock {lock}: {answer or 'no answer'}"
     remember_run(host.name, dead, held=False)  # whatever they held is free or ours now
     taken_over = answer[len("acquired") :].strip()
     if taken_over:
         logger.warning(f"{host.name}: took over the deploy lock of a dead run: {describe(taken_over)}")
-    host.noop(f"deploy lock {LOCK_PATH} taken (run {RUN_ID})")  # the lock is no change to the host
+    return None
 
 
 @operation()
