@@ -54,10 +54,9 @@ def touch() -> None:
         os.utime(script)
 
 
-def daemons() -> list[int]:
-    """Pids of the mod_wsgi daemons of the running Apache (children of its parent named (wsgi:...))."""
+def apache_processes():
+    """(pid, name, /proc folder) of Apache's parent and its children; the daemons are named (wsgi:...)."""
     parent = PID_FILE.read_text().strip()
-    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -66,9 +65,13 @@ def daemons() -> list[int]:
             name = (entry / "cmdline").read_bytes().split(b"\0")[0]
         except OSError:
             continue
-        if stat.rsplit(")", 1)[1].split()[1] == parent and name.startswith(b"(wsgi:"):
-            found.append(int(entry.name))
-    return found
+        if entry.name == parent or stat.rsplit(")", 1)[1].split()[1] == parent:
+            yield int(entry.name), name, entry
+
+
+def daemons() -> list[int]:
+    """Pids of the mod_wsgi daemons of the running Apache."""
+    return [pid for pid, name, _ in apache_processes() if name.startswith(b"(wsgi:")]
 
 
 def signal_daemons() -> None:
@@ -91,21 +94,16 @@ def switch_mpm(mpm: str) -> None:
 
 def children_rss_mb() -> float:
     """Resident memory of Apache's parent and children, daemons excluded."""
-    parent = PID_FILE.read_text().strip()
     total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+    for _, name, entry in apache_processes():
+        if name.startswith(b"(wsgi:"):
             continue
         try:
-            stat = (entry / "stat").read_text()
-            name = (entry / "cmdline").read_bytes().split(b"\0")[0]
             status = (entry / "status").read_text()
         except OSError:
             continue
-        ppid = stat.rsplit(")", 1)[1].split()[1]
-        if (entry.name == parent or ppid == parent) and not name.startswith(b"(wsgi:"):
-            rss = [line for line in status.splitlines() if line.startswith("VmRSS:")]
-            total += int(rss[0].split()[1]) if rss else 0
+        rss = [line for line in status.splitlines() if line.startswith("VmRSS:")]
+        total += int(rss[0].split()[1]) if rss else 0
     return total / 1024
 
 
