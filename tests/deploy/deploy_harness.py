@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -24,8 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
+from impots_client import https_session  # noqa: F401 (the tests import it from here)
 
 REPO = Path(__file__).resolve().parents[2]
 PYINFRA = REPO / ".venv" / "bin" / "pyinfra"
@@ -182,31 +180,6 @@ def run_deploy(
 
 
 # --- HTTPS clients --------------------------------------------------------------------------------------
-
-
-class _ContextAdapter(HTTPAdapter):
-    """Hands urllib3 an SSL context made here. urllib3 otherwise builds its own from the `ssl.SSLContext`
-    it imported first, which recurses forever once gevent has monkey-patched `ssl` (pyinfra_cli does
-    on import, and a full `pytest tests/` run imports it through pyinfra_testing)."""
-
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self._context = context
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["ssl_context"] = self._context
-        super().init_poolmanager(*args, **kwargs)
-
-
-def https_session(cafile: Path | str | None) -> requests.Session:
-    """A requests session trusting only `cafile` (or the system store when None), nothing from env."""
-    session = requests.Session()
-    # Without this, REQUESTS_CA_BUNDLE from the environment silently replaces `verify`.
-    session.trust_env = False
-    session.verify = str(cafile) if cafile else True
-    context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
-    session.mount("https://", _ContextAdapter(context))
-    return session
 
 
 # --- one deploy run on this machine at a time ------------------------------------------------------

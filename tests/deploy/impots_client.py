@@ -7,10 +7,13 @@ Each call returns `(http_status, body)` where `body` is the response dictionary
 from __future__ import annotations
 
 import json
+import ssl
+from pathlib import Path
 from typing import Any
 
 import requests
 import xmltodict
+from requests.adapters import HTTPAdapter
 
 
 class ImpotsClient:
@@ -62,3 +65,28 @@ def as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
+
+
+class _ContextAdapter(HTTPAdapter):
+    """Hands urllib3 an SSL context made here. urllib3 otherwise builds its own from the `ssl.SSLContext`
+    it imported first, which recurses forever once gevent has monkey-patched `ssl` (pyinfra_cli does
+    on import, and a full `pytest tests/` run imports it through pyinfra_testing)."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self._context
+        super().init_poolmanager(*args, **kwargs)
+
+
+def https_session(cafile: Path | str | None) -> requests.Session:
+    """A requests session trusting only `cafile` (or the system store when None), nothing from env."""
+    session = requests.Session()
+    # Without this, REQUESTS_CA_BUNDLE from the environment silently replaces `verify`.
+    session.trust_env = False
+    session.verify = str(cafile) if cafile else True
+    context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+    session.mount("https://", _ContextAdapter(context))
+    return session

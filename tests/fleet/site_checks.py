@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import json
 import socket
-import ssl
 import sys
 from pathlib import Path
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
-from impots_client import ImpotsClient, as_list  # noqa: E402
+from impots_client import ImpotsClient, as_list, https_session  # noqa: E402
 
 SITES = {  # the default sites (provisioning.settings.DEFAULT_SITES) and the text their page shows
     "https://flask-impots-withmysql/impots/do/": "Calculez votre impôt",
@@ -32,16 +30,6 @@ TAXPAYERS = [
 ]
 
 
-class _ContextAdapter(HTTPAdapter):
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self._context = context
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["ssl_context"] = self._context
-        super().init_poolmanager(*args, **kwargs)
-
-
 def pin_names_to(address: str) -> None:
     """The sites' names resolve to this host only (what its hosts-file block does on the host itself)."""
     original = socket.getaddrinfo
@@ -51,14 +39,6 @@ def pin_names_to(address: str) -> None:
         return original(address if host in names else host, *args, **kwargs)
 
     socket.getaddrinfo = getaddrinfo
-
-
-def session(cafile: str) -> requests.Session:
-    https = requests.Session()
-    https.trust_env = False
-    https.verify = cafile
-    https.mount("https://", _ContextAdapter(ssl.create_default_context(cafile=cafile)))
-    return https
 
 
 def json_flow(client: ImpotsClient) -> None:
@@ -81,7 +61,7 @@ def json_flow(client: ImpotsClient) -> None:
 def main(argv: list[str]) -> int:
     address, cafile, *options = argv
     pin_names_to(address)
-    https = session(cafile)
+    https = https_session(cafile)
     outcome: dict[str, str] = {}
     for url, text in SITES.items():
         try:
@@ -93,7 +73,7 @@ def main(argv: list[str]) -> int:
     if "--json-flow" in options:
         for base in DB_SITES:
             try:
-                json_flow(ImpotsClient(session(cafile), base, "json"))
+                json_flow(ImpotsClient(https_session(cafile), base, "json"))
                 outcome[f"{base} JSON flow"] = "ok"
             except (AssertionError, requests.RequestException, ValueError) as error:
                 outcome[f"{base} JSON flow"] = f"{type(error).__name__}: {error}"
