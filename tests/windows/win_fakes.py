@@ -53,6 +53,9 @@ class FakeWindows:
     # lock_seen (not seen, so the other tests count only their own scripts); lock_record is the record.
     lock_seen: list[str] = field(default_factory=list)
     lock_record: str = ""
+    # (script, what came on its stdin) for every script given a stdin of its own (not the long-script
+    # loader's): e.g. the password of a Redis the deploy does not manage.
+    stdins: list[tuple[str, str]] = field(default_factory=list)
 
     def fact(self, fact_cls, value, **kwargs) -> None:
         """Answer ``fact_cls(**kwargs)`` with ``value`` as ConvertTo-Json -Compress prints it."""
@@ -144,6 +147,8 @@ class FakeCommand:
             script = decode_command(match.group(1))
             if script == STDIN_LOADER:
                 script = base64.b64decode(self.stdin.data.strip()).decode("utf-8")
+            elif self.stdin.data:
+                self.windows.stdins.append((unwrap(script), self.stdin.data.decode("utf-8")))
             self._result = self.windows.answer(unwrap(script))
         return self._result
 
