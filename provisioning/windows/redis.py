@@ -116,8 +116,9 @@ function Get-RedisState([string]$address, [int]$port, [string]$password, [string
         if (-not $password) { return 'auth' }
         if ([string](Send-Redis $stream $reader @('AUTH', $password)) -ne '+OK') { return 'other' }
         if (-not $maxmemory) { return 'ours' }
-        $memory = @(Send-Redis $stream $reader @('CONFIG', 'GET', 'maxmemory'))
-        $eviction = @(Send-Redis $stream $reader @('CONFIG', 'GET', 'maxmemory-policy'))
+        # Assigned as they come: an array reply stays an array of 2, an error is one string.
+        $memory = Send-Redis $stream $reader @('CONFIG', 'GET', 'maxmemory')
+        $eviction = Send-Redis $stream $reader @('CONFIG', 'GET', 'maxmemory-policy')
         if ($memory.Count -ne 2 -or $memory[1] -ne $maxmemory -or $eviction.Count -ne 2 -or
             $eviction[1] -ne $policy) { return 'stale' }
         return 'ours'
@@ -365,6 +366,20 @@ class RedisConfigState(PowerShellJsonFact):
 # takes the password with the wanted memory settings.
 _APPLY = r"""
 if (-not $password) { throw "$secretsfile has no $secretkey" }
+if (@('ours', 'stale') -contains (Get-RedisState $address ([int]$port) $password '' '')) {
+    # Our own Redis: saved before it stops (the sessions survive the restart), not just killed.
+    $client = New-Object Net.Sockets.TcpClient
+    try {
+        $client.Connect($address, [int]$port)
+        $stream = $client.GetStream()
+        $stream.ReadTimeout = 10000
+        $reader = New-Object IO.StreamReader($stream, (New-Object Text.UTF8Encoding $false))
+        $null = Send-Redis $stream $reader @('AUTH', $password)
+        $null = Send-Redis $stream $reader @('SHUTDOWN', 'SAVE')
+    }
+    catch { }  # the server closes the connection when it stops
+    finally { $client.Close() }
+}
 foreach ($process in @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'redis-server.exe'")) {
     if ($process.ExecutablePath -and $process.ExecutablePath.StartsWith($laragonredis, 'OrdinalIgnoreCase')) {
         Stop-Process -Id $process.ProcessId -Force -ErrorAction SilentlyContinue

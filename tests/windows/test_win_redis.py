@@ -159,6 +159,8 @@ def test_drift_is_repaired_and_redis_restarted(state):
     # Always the whole sequence: stop Laragon's, write the file if it differs, start ours, wait until
     # it takes the password with the wanted memory settings.
     assert "if ($currentconf -cne $wantedconf) {" in script
+    # Our own Redis is saved before it stops (SHUTDOWN SAVE: the sessions survive), Laragon's killed.
+    assert script.index("@('SHUTDOWN', 'SAVE')") < script.index("Stop-Process -Id $process.ProcessId")
     assert "Stop-Process -Id $process.ProcessId -Force" in script
     assert "Win32_Process -MethodName Create" in script
     assert "Get-RedisState $address ([int]$port) $password $maxmemory $policy) -ne 'ours'" in script
