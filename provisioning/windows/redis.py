@@ -222,34 +222,43 @@ def resolve_redis(
     if server is not None and (answer == "down" or ours or _same_path(path, server)):
         # Its password is generated on the host (IMPOTS_REDIS_PASSWORD is for a Redis not managed).
         return RedisTarget(managed=True, server=server), []
-    off = "or set impots_with_redissession = False (sessions in signed cookies, no login throttling)"
     if answer == "down":
         looked = f" and no {REDIS_SERVER} was found in {', '.join(patterns)}" if patterns else ""
         return None, [
             f"impots_with_redissession is on but nothing answers on {ENDPOINT}{looked}: install and start "
             f"Redis (or a compatible server such as Memurai) with a password (requirepass) and give it in "
-            f"{PASSWORD_VARIABLE}, {off}"
+            f"{PASSWORD_VARIABLE}, or set impots_with_redissession = False (sessions in signed cookies, "
+            "no login throttling)"
         ]
     what = f"{path} (pid {listener['pid']})" if path else "a server the deploy does not manage"
+    if answer == "auth" and password is not None:
+        taken = host.get_fact(RedisTakesPassword, endpoint=ENDPOINT, _stdin=password_stdin(password))
+        if taken and taken["answer"] == "ours":
+            return RedisTarget(managed=False, given_password=password), []
+        answer = f"refused: {taken['answer'] if taken else 'no answer'}"
+    return None, [_unmanaged_problem(answer, what)]
+
+
+def _unmanaged_problem(answer: str, what: str) -> str:
+    """Why a Redis the deploy does not manage cannot be used (``answer``: Get-RedisState's, or
+    ``refused: ...`` for the password given)."""
+    off = "or set impots_with_redissession = False (sessions in signed cookies, no login throttling)"
     if answer == "open":
-        problem = (
+        return (
             f"Redis on {ENDPOINT} is {what}, which asks no password: any local user could read every "
             f"session. The deploy cannot set its password: set requirepass in its configuration, restart "
             f"it and give that password in {PASSWORD_VARIABLE}, {off}"
         )
-    elif answer == "auth" and password is None:
-        problem = f"Redis on {ENDPOINT} is {what}, which asks for a password: give it in {PASSWORD_VARIABLE}"
-    elif answer == "auth":
-        taken = host.get_fact(RedisTakesPassword, endpoint=ENDPOINT, _stdin=password_stdin(password))
-        if taken and taken["answer"] == "ours":
-            return RedisTarget(managed=False, given_password=password), []
-        problem = (
+    if answer == "auth":
+        return f"Redis on {ENDPOINT} is {what}, which asks for a password: give it in {PASSWORD_VARIABLE}"
+    if answer.startswith("refused: "):
+        return (
             f"Redis on {ENDPOINT} ({what}) refuses the password of {PASSWORD_VARIABLE} "
-            f"(answer: {taken['answer'] if taken else 'none'}): give the one of its requirepass"
+            f"(answer: {answer.removeprefix('refused: ')}): give the one of its requirepass"
         )
-    else:
-        problem = f"Redis on {ENDPOINT} ({what}) does not answer PING as Redis does ({answer}): check it"
-    return None, [problem]
+    if answer == "loading":
+        return f"Redis on {ENDPOINT} ({what}) is still loading its data: run the deploy again in a moment"
+    return f"Redis on {ENDPOINT} ({what}) does not answer PING as Redis does ({answer}): check it"
 
 
 def redis_auth(target: RedisTarget | None) -> bool:

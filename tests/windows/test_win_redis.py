@@ -400,3 +400,12 @@ def test_the_configuration_is_what_redis_reads(tmp_path: Path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_unmanaged_redis_still_loading(monkeypatch):
+    windows = apache_lounge_machine()
+    redis_listener(windows, "loading", MEMURAI)
+    assert plan_error(monkeypatch, windows, {"impots_windows_layout": "apache-lounge"}) == (
+        f"@winssh/lab-pc: Redis on 127.0.0.1:6379 ({MEMURAI} (pid 7300)) is still loading its data: run the "
+        "deploy again in a moment"
+    )
