@@ -47,7 +47,12 @@ from provisioning.windows.databases import (
     database_admins,
     resolve_databases,
 )
-from provisioning.windows.lock import lock_path, win_deploy_lock_released, win_deploy_lock_taken
+from provisioning.windows.lock import (
+    lock_path,
+    root_grants,
+    win_deploy_lock_released,
+    win_deploy_lock_taken,
+)
 from provisioning.windows.operations import ADMINISTRATORS_SID, MARKER, SYSTEM_SID, sha256_hex
 from provisioning.windows.platforms import (
     APACHE_LOUNGE,
@@ -251,7 +256,11 @@ def deploy_windows(settings: Settings) -> None:
     )
     lock = lock_path(plan.paths.state_dir)
     win_deploy_lock_taken(
-        name="Deploy lock (one run at a time on this host)", lock=lock, wait=settings.lock_wait
+        name="Deploy lock (one run at a time on this host)",
+        lock=lock,
+        wait=settings.lock_wait,
+        root=plan.paths.install_root,  # made by the lock on a fresh host: with the folder step's ACL
+        grants=root_grants([ADMINISTRATORS_SID, SYSTEM_SID], target.reader_sids),
     )
     provision_folders(plan, target)
     provision_app(plan, target)
