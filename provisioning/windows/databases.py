@@ -1,11 +1,13 @@
-"""The app's databases on a Windows host: MariaDB/MySQL and PostgreSQL accounts, schema and data, Redis.
+"""The app's databases on a Windows host: MariaDB/MySQL and PostgreSQL accounts, schema and data.
+
+(Redis, for the sessions, is ``redis.py``.)
 
 The same result as the Linux deploy (``provisioning/linux/operations/databases.py``): database
 ``dbimpots-2019`` and user ``admimpots`` on each DBMS a site uses, with the password of the app's secrets
 file, then the app's own ``python -m impots.db.seed <dbms>`` (Contract 2). Differences on Windows:
 
 - the servers are not installed here: Laragon ships MySQL/MariaDB (root without password) and
-  optionally PostgreSQL and Redis; an Apache Lounge host has them installed separately. The clients
+  optionally PostgreSQL; an Apache Lounge host has them installed separately. The clients
   (``mysql.exe``, ``psql.exe``) are looked for on PATH and in the usual folders, and the servers must
   answer on the addresses ``impots.json`` gives the app (``ENDPOINTS``), checked before any change;
 - SQL goes to the client on stdin from a PowerShell script that reads the app user's password from the
@@ -49,10 +51,9 @@ from provisioning.windows.powershell import json_fact_script, ps_array, ps_assig
 ADMINS_ONLY_GRANTS = (f"*{ADMINISTRATORS_SID}:F", f"*{SYSTEM_SID}:F")
 
 # Where the app connects (templates/common/impots.json.j2 writes these for every host).
-ENDPOINTS = {"mysql": "127.0.0.1:3306", "pgres": "127.0.0.1:5432", "redis": "127.0.0.1:6379"}
-LABELS = {"mysql": "MariaDB/MySQL", "pgres": "PostgreSQL", "redis": "Redis"}
+ENDPOINTS = {"mysql": "127.0.0.1:3306", "pgres": "127.0.0.1:5432"}
+LABELS = {"mysql": "MariaDB/MySQL", "pgres": "PostgreSQL"}
 CLIENTS = {"mysql": "mysql.exe", "pgres": "psql.exe"}
-REDIS_SERVER = "redis-server.exe"
 
 SEED_UP_TO_DATE = 0
 SEED_CHANGES_NEEDED = 3
@@ -130,13 +131,6 @@ def client_patterns(dbms: str, platform: WindowsPlatform, laragon_root: str) -> 
     return own + ["C:/Program Files/PostgreSQL/*/bin/psql.exe"]
 
 
-def redis_patterns(platform: WindowsPlatform, laragon_root: str) -> list[str]:
-    """Where a Redis server this deploy may start is looked for: Laragon's only (else Redis must run)."""
-    if platform.layout != LARAGON:
-        return []
-    return [f"{laragon_root.rstrip('/')}/bin/redis/*/{REDIS_SERVER}"]
-
-
 def _natural_key(path: str) -> list[Any]:
     return [(0, int(part)) if part.isdigit() else (1, part.lower()) for part in re.split(r"(\d+)", path)]
 
@@ -155,12 +149,6 @@ class DatabaseTarget:
     """What the database steps use on this host, decided from facts before any change."""
 
     clients: dict[str, str] = field(default_factory=dict)  # dbms -> client executable
-    redis_server: str | None = None  # Laragon's redis-server.exe, started when Redis does not answer
-
-
-def needs_redis(settings: Settings) -> bool:
-    """Redis sessions are the impots app's (the date-time example has no session)."""
-    return settings.with_redissession and bool(settings.dbms_in_use)
 
 
 def seed_check_paths(settings: Settings) -> dict[str, str]:
@@ -179,14 +167,14 @@ def seed_check_paths(settings: Settings) -> dict[str, str]:
 def resolve_databases(
     settings: Settings, platform: WindowsPlatform, admins: DatabaseAdmins | None = None
 ) -> tuple[DatabaseTarget, list[str]]:
-    """The clients and Redis server to use, and every problem found (each naming what was looked for).
+    """The clients to use, and every problem found (each naming what was looked for).
 
     When the account of a DBMS is still to be made and no administrator password is given, the
     administrator's login without a password is tried now, so that a missing password stops the run
     before any change rather than half-way."""
     admins = admins or DatabaseAdmins()
     problems: list[str] = []
-    wanted = list(settings.dbms_in_use) + (["redis"] if needs_redis(settings) else [])
+    wanted = list(settings.dbms_in_use)  # Redis: redis.py
     if not wanted:
         return DatabaseTarget(), problems
     listening = host.get_fact(TcpPortsOpen, endpoints=[ENDPOINTS[name] for name in wanted])
@@ -218,21 +206,7 @@ def resolve_databases(
             if listening.get(ENDPOINTS[dbms]) and admins.password(dbms) is None:
                 problems += _admin_login_problems(dbms, client, admins.user(dbms), settings)
 
-    redis_server = None
-    if needs_redis(settings):
-        patterns = redis_patterns(platform, settings.laragon_root)
-        if patterns:
-            redis_server = choose_program(
-                host.get_fact(ProgramSearch, program=REDIS_SERVER, patterns=patterns), patterns
-            )
-        if not listening.get(ENDPOINTS["redis"]) and redis_server is None:
-            looked = f" and no {REDIS_SERVER} was found in {', '.join(patterns)}" if patterns else ""
-            problems.append(
-                f"impots_with_redissession is on but nothing answers on {ENDPOINTS['redis']}{looked}: "
-                "install and start Redis (or a compatible server such as Memurai), "
-                "or set impots_with_redissession = False"
-            )
-    return DatabaseTarget(clients=clients, redis_server=redis_server), problems
+    return DatabaseTarget(clients=clients), problems
 
 
 def _admin_login_problems(dbms: str, client: str, admin_user: str, settings: Settings) -> list[str]:
@@ -795,45 +769,3 @@ _TOUCH = r"""
 $null = [IO.Directory]::CreateDirectory((Split-Path -Parent $seeded))
 [IO.File]::WriteAllText($seeded, [DateTime]::UtcNow.ToString('o'))
 """
-
-
-# --- Redis ---------------------------------------------------------------------------------------------
-
-# Started through WMI like Laragon's httpd: a process started from the SSH session dies with it.
-_START_REDIS = r"""
-$command = '"' + $server + '" --bind ' + $address + ' --port ' + $port
-$arguments = @{ CommandLine = $command; CurrentDirectory = (Split-Path -Parent $server) }
-$started = Invoke-CimMethod -ClassName Win32_Process -MethodName Create -Arguments $arguments
-if ($started.ReturnValue -ne 0) {
-    throw "could not start $server (Win32_Process.Create returned $($started.ReturnValue))"
-}
-$deadline = [DateTime]::UtcNow.AddSeconds(15)
-$open = $false
-while (-not $open -and [DateTime]::UtcNow -lt $deadline) {
-    $client = New-Object Net.Sockets.TcpClient
-    try { $open = $client.ConnectAsync($address, [int]$port).Wait(500) -and $client.Connected }
-    catch { Start-Sleep -Milliseconds 300 }
-    finally { $client.Close() }
-}
-if (-not $open) { throw "$server was started but nothing answers on ${address}:${port} after 15 s" }
-"""
-
-
-@operation()
-def redis_running(server: str, endpoint: str = ENDPOINTS["redis"]):
-    """
-    Start a Redis server (Laragon's ``redis-server.exe``) detached from the SSH session when nothing
-    answers on ``endpoint``, and wait until it does.
-
-    + server: ``redis-server.exe``
-    + endpoint: ``address:port`` the app connects to
-
-    .. code:: python
-
-        redis_running(server="C:/laragon/bin/redis/redis-x64-5.0.14.1/redis-server.exe")
-    """
-    if host.get_fact(TcpPortsOpen, endpoints=[endpoint]).get(endpoint):
-        host.noop(f"Redis already answers on {endpoint}")
-        return
-    address, port = endpoint.rsplit(":", 1)
-    yield ps_assign(server=win_path(server), address=address, port=port) + _START_REDIS.lstrip("\n")

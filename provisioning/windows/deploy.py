@@ -13,8 +13,10 @@ stops the run with one message naming what was found, before anything changes. T
 2. the venv from the chosen Python, the plan's requirements, mod_wsgi built against this Apache;
 3. the app release (artifact) swapped in when its sha changed, the instance folder kept;
 4. ``impots.json`` and the ACL'd ``secrets.json``;
-5. the databases (``databases.py``): Laragon's Redis started if it is down, the database and user on
-   each DBMS a site uses, then the app's seed (which touches the plan's data stamp);
+5. Redis (``redis.py``): Laragon's given the app's password, loopback and a memory limit in a file of
+   ours, restarted when that changed (a Redis the deploy does not manage was checked with the password
+   the user gave, before any change); then the database and user on each DBMS a site uses, then the
+   app's seed (which touches the plan's data stamp);
 6. a snapshot of the files Apache reads, before the first of them changes (``apache.py``);
 7. the plan's TLS files (the controller's local CA by default, on both layouts), the CA trusted by
    Windows, one vhost file per site, our marked block in httpd.conf (mod_wsgi loaded once), the hosts
@@ -25,6 +27,7 @@ stops the run with one message naming what was found, before anything changes. T
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -34,9 +37,9 @@ from pyinfra import host
 from pyinfra.api import deploy
 
 from provisioning.artifact import build_app_artifact
-from provisioning.plan import Access, HostPlan, host_plan, render
+from provisioning.plan import Access, HostPlan, MaskedSecrets, host_plan, render
 from provisioning.settings import AppPaths, Settings, app_paths
-from provisioning.windows import databases, facts, operations, prerequisites
+from provisioning.windows import databases, facts, operations, prerequisites, redis
 from provisioning.windows.apache import apache_applied, apache_config_snapshot
 from provisioning.windows.databases import (
     DatabaseDataError,
@@ -44,7 +47,12 @@ from provisioning.windows.databases import (
     database_admins,
     resolve_databases,
 )
-from provisioning.windows.lock import lock_path, win_deploy_lock_released, win_deploy_lock_taken
+from provisioning.windows.lock import (
+    lock_path,
+    root_grants,
+    win_deploy_lock_released,
+    win_deploy_lock_taken,
+)
 from provisioning.windows.operations import ADMINISTRATORS_SID, MARKER, SYSTEM_SID, sha256_hex
 from provisioning.windows.platforms import (
     APACHE_LOUNGE,
@@ -71,6 +79,7 @@ class WindowsTarget:
     httpd_conf: str  # current text of httpd.conf
     databases: DatabaseTarget = field(default_factory=DatabaseTarget)
     desktop_user: str | None = None  # Laragon: "PC\\user" whose tray runs Apache (restarts run as them)
+    redis: redis.RedisTarget | None = None  # None: no site keeps sessions in Redis
 
     @property
     def site_packages(self) -> str:
@@ -173,6 +182,8 @@ def resolve_target(settings: Settings, admins: databases.DatabaseAdmins | None =
             f"({stray.group(0).strip()!r}): remove that line, the deploy loads it once in its own block"
         )
     database_target, database_problems = resolve_databases(settings, platform, admins)
+    redis_target, redis_problems = redis.resolve_redis(settings, platform, os.environ)
+    database_problems += redis_problems
     runtime = host.get_fact(facts.HttpdRuntime, httpd=platform.httpd)
     service = runtime["services"][0] if runtime["services"] else None
     prerequisites.raise_problems(
@@ -190,6 +201,7 @@ def resolve_target(settings: Settings, admins: databases.DatabaseAdmins | None =
         httpd_conf=httpd_conf,
         databases=database_target,
         desktop_user=desktop["owner"] if desktop else None,
+        redis=redis_target,
     )
 
 
@@ -238,16 +250,31 @@ def deploy_windows(settings: Settings) -> None:
     except DatabaseDataError as error:
         raise WindowsDeployError(str(error)) from None
     target = resolve_target(settings, admins)
-    plan = host_plan(host.name, settings, target.platform)
+    plan = with_given_secrets(
+        host_plan(host.name, settings, target.platform, redis_auth=redis.redis_auth(target.redis)),
+        redis.given_secrets(target.redis),
+    )
     lock = lock_path(plan.paths.state_dir)
     win_deploy_lock_taken(
-        name="Deploy lock (one run at a time on this host)", lock=lock, wait=settings.lock_wait
+        name="Deploy lock (one run at a time on this host)",
+        lock=lock,
+        wait=settings.lock_wait,
+        root=plan.paths.install_root,  # made by the lock on a fresh host: with the folder step's ACL
+        grants=root_grants([ADMINISTRATORS_SID, SYSTEM_SID], target.reader_sids),
     )
     provision_folders(plan, target)
     provision_app(plan, target)
     provision_databases(plan, target, admins)
     provision_apache(plan, target)
     win_deploy_lock_released(name="Deploy lock released", lock=lock)
+
+
+def with_given_secrets(plan: HostPlan, given: dict[str, str]) -> HostPlan:
+    """The plan with more given secrets (the password of a Redis the deploy does not manage)."""
+    if not given:
+        return plan
+    secrets = dataclasses.replace(plan.secrets, given=MaskedSecrets({**plan.secrets.given, **given}))
+    return dataclasses.replace(plan, secrets=secrets)
 
 
 def provision_folders(plan: HostPlan, target: WindowsTarget) -> None:
@@ -395,8 +422,7 @@ def provision_databases(plan: HostPlan, target: WindowsTarget, admins: databases
     """Redis, then the database and user of each DBMS in use, then the seed (after the venv, the app
     and its instance files: the check and the seed are the app's own command)."""
     settings = plan.settings
-    if databases.needs_redis(settings) and target.databases.redis_server:
-        databases.redis_running(name="Redis running (Laragon)", server=target.databases.redis_server)
+    redis.provision_redis(plan, target.redis)
     if not plan.databases.dbms:
         return
     admin_dir = f"{plan.paths.install_root}/admin"

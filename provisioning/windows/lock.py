@@ -9,9 +9,16 @@ the lock (a pyinfra callback); a dead run's lock lasts its lease, and this contr
 once from a run of its own whose pid is gone (the controller-side memory is the Linux module's: it is
 not Linux-specific). ``--dry`` takes no lock, it only warns. Unlike Linux's /run/lock, the folder
 survives a reboot of the host: only the lease frees it then.
+
+On a fresh host the lock is the first thing made under the install root: a missing install root is
+created with the ACL the folder step gives it (inheritance cut, ``root_grants``), in the same call
+(``Directory.CreateDirectory`` with a ``DirectorySecurity``), so that neither it nor the state folder
+inheriting from it is ever open to the users the drive's root lets create and change folders.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from pyinfra import host, logger, state
 from pyinfra.api import FactBase, operation
@@ -26,7 +33,7 @@ from provisioning.linux.operations.lock import (
     remember_run,
     settle_acquire,
 )
-from provisioning.windows.powershell import ps_assign, ps_quote, win_path
+from provisioning.windows.powershell import ps_array, ps_assign, ps_quote, win_path
 
 # Prints "acquired [<record taken over>]" or "busy <record>", like the Linux script. Stale: the lease
 # ended, the record names a dead run of this controller ($stale), or a folder without a record for 30 s.
@@ -34,6 +41,19 @@ from provisioning.windows.powershell import ps_assign, ps_quote, win_path
 _ACQUIRE = r"""
 $end = [DateTimeOffset]::UtcNow.ToUnixTimeSeconds() + [long]$wait
 $took = ''
+if ($root -and -not (Test-Path -LiteralPath $root -PathType Container)) {
+    $security = New-Object Security.AccessControl.DirectorySecurity
+    $security.SetAccessRuleProtection($true, $false)
+    foreach ($grant in $rootgrants) {
+        $sid, $rights = $grant -split '=', 2
+        $identity = New-Object Security.Principal.SecurityIdentifier $sid
+        $inherit = 'ContainerInherit, ObjectInherit'
+        $arguments = @($identity, $rights, $inherit, 'None', 'Allow')
+        $rule = New-Object -TypeName Security.AccessControl.FileSystemAccessRule -ArgumentList $arguments
+        $security.AddAccessRule($rule)
+    }
+    $null = [IO.Directory]::CreateDirectory($root, $security)
+}
 $null = [IO.Directory]::CreateDirectory((Split-Path -Parent $lock))
 while ($true) {
     $now = [DateTimeOffset]::UtcNow.ToUnixTimeSeconds()
@@ -105,14 +125,24 @@ class WinDeployLock(FactBase[str]):
     def default() -> str:
         return ""
 
-    def command(self, action: str, lock: str, run_id: str, wait: int = 0, stale: str = "") -> str:
+    def command(
+        self,
+        action: str,
+        lock: str,
+        run_id: str,
+        wait: int = 0,
+        stale: str = "",
+        root: str = "",
+        root_grants: tuple[str, ...] = (),
+    ) -> str:
         values = {"lock": win_path(lock), "me": run_id}
         if action == "read":
             return ps_assign(lock=win_path(lock)) + _READ.lstrip()
         if action == "release":
             return ps_assign(**values) + _RELEASE.lstrip()
         values |= {"wait": str(wait), "lease": str(LEASE_SECONDS), "holder": HOLDER, "stale": stale}
-        return ps_assign(**values) + _ACQUIRE.lstrip()
+        values |= {"root": win_path(root)}
+        return ps_assign(**values) + f"$rootgrants = {ps_array(root_grants)}\n" + _ACQUIRE.lstrip()
 
     def process(self, output: list[str]) -> str:
         return "\n".join(output).strip()
@@ -140,14 +170,22 @@ def _failure(problem: str) -> str:
     return f"[Console]::Error.WriteLine({ps_quote('impots: ' + problem)})\nexit 75"
 
 
+def root_grants(full: Sequence[str], read: Sequence[str] = ()) -> tuple[str, ...]:
+    """``SID=rights`` for a ``FileSystemAccessRule``: the install root's ACL as the folder step sets it
+    (``operations.restricted_acl``: full control, or read & execute)."""
+    rights = {sid: "ReadAndExecute" for sid in read} | {sid: "FullControl" for sid in full}
+    return tuple(f"{sid}={right}" for sid, right in sorted(rights.items()))
+
+
 @operation()
-def win_deploy_lock_taken(lock: str, wait: int = 120):
+def win_deploy_lock_taken(lock: str, wait: int = 120, root: str = "", grants: Sequence[str] = ()):
     """
     Take this host's deploy lock (first operation of the Windows deploy): wait up to ``wait`` seconds
     for another run, then fail naming it. While planning (``--dry``) only warn about a holder.
 
     + lock: the lock folder (``lock_path(state_dir)``)
     + wait: seconds to wait for a run that holds the lock (``impots_lock_wait``)
+    + root, grants: the install root and its ACL (``root_grants``), given to it if the lock makes it
     """
     handler = next((h for h in state.callback_handlers if isinstance(h, _ReleaseOnError)), None)
     if handler is None:
@@ -163,7 +201,14 @@ def win_deploy_lock_taken(lock: str, wait: int = 120):
     dead = dead_runs_of_ours(host.name)
     remember_run(host.name, [RUN_ID], held=True)  # before taking it: a kill right after leaves our trace
     answer = host.get_fact(
-        WinDeployLock, action="acquire", lock=lock, run_id=RUN_ID, wait=wait, stale=" ".join(dead)
+        WinDeployLock,
+        action="acquire",
+        lock=lock,
+        run_id=RUN_ID,
+        wait=wait,
+        stale=" ".join(dead),
+        root=root,
+        root_grants=tuple(grants),
     )
     problem = settle_acquire(answer, wait, win_path(lock), dead)
     if problem:

@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from win_fakes import MEMURAI_PASSWORD
 
 import provisioning.plan as plan_module
 
@@ -29,6 +30,7 @@ SECRET_VARIABLES = (
     "IMPOTS_SMTP_PASSWORD",
     "IMPOTS_MYSQL_ADMIN_PASSWORD",
     "IMPOTS_PGRES_ADMIN_PASSWORD",
+    "IMPOTS_REDIS_PASSWORD",
 )
 
 
@@ -45,6 +47,8 @@ def clean_environment(monkeypatch, controller_artifacts):
     plan deploys use it for every test: ``pytestmark = pytest.mark.usefixtures("clean_environment")``."""
     for name in SECRET_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    # The password of the Apache Lounge machine's Redis (Memurai), which the deploy does not manage.
+    monkeypatch.setenv("IMPOTS_REDIS_PASSWORD", MEMURAI_PASSWORD)
     monkeypatch.setattr(plan_module, "ARTIFACTS_DIR", controller_artifacts)
 
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from win_fakes import MEMURAI_PASSWORD
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = Path(__file__).resolve().parent / "pyinfra_with_fake_windows.py"
@@ -67,6 +68,8 @@ def run_cli(
         "IMPOTS_PGRES_ADMIN_PASSWORD",
     ):
         env.pop(name, None)
+    # The Apache Lounge machine's Redis (Memurai) asks this password; the Laragon one is managed.
+    env["IMPOTS_REDIS_PASSWORD"] = MEMURAI_PASSWORD
     env.update(extra_env or {})
     result = subprocess.run(
         [sys.executable, str(RUNNER), machine, str(inventory), "deploy.py", *args],
@@ -129,9 +132,10 @@ def test_cli_full_run_executes_every_operation(tmp_path, layout):
     assert "Grand total" in results and "Error" in results
     total = next(line for line in results.splitlines() if "Grand total" in line).split()
     # Every operation changed something; both layouts have the plan's eight folders, the certificate,
-    # key and CA uploaded and the CA trusted in LocalMachine Root; Apache Lounge has one less (its Redis
-    # runs); no error; the two deploy lock operations change nothing.
-    changed = "31" if layout == "laragon" else "30"
+    # key and CA uploaded and the CA trusted in LocalMachine Root; Laragon has three more (its Redis:
+    # folder, ACL, file and process), Apache Lounge none (its Memurai runs, with the password given); no
+    # error; the two deploy lock operations change nothing.
+    changed = "33" if layout == "laragon" else "30"
     assert total[-3:] == [changed, "-", "2"]
     puts = [json.loads(line)[1] for line in sftp_log.read_text().splitlines()]
     vhosts = (
@@ -143,7 +147,8 @@ def test_cli_full_run_executes_every_operation(tmp_path, layout):
     restart = [s for s in scripts if "-ArgumentList $httpd, '-t'" in s]
     assert restart, "the restart did not run"
     assert ("Restart-Service" in restart[0]) == (layout == "apache-lounge")
-    # The databases: the account scripts and the app's seed ran, Laragon's Redis was started.
+    # The databases: the account scripts and the app's seed ran, Laragon's Redis was started with our
+    # file; no password in any script (Memurai's, given, went over SFTP into the secrets file).
     assert sum("FLUSH PRIVILEGES;" in s for s in scripts) == 1
     assert sum("$rolessql = " in s for s in scripts) == 1
     assert [
@@ -153,6 +158,7 @@ def test_cli_full_run_executes_every_operation(tmp_path, layout):
     ] == ["$arguments = '-m impots.db.seed mysql'", "$arguments = '-m impots.db.seed pgres'"]
     assert any("redis-server.exe" in s and "Win32_Process" in s for s in scripts) == (layout == "laragon")
     assert SECRET not in output and not any(SECRET in script for script in scripts)
+    assert MEMURAI_PASSWORD not in output and not any(MEMURAI_PASSWORD in script for script in scripts)
 
 
 def test_cli_full_run_with_an_administrator_password_never_shows_it(tmp_path):

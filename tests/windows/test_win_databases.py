@@ -174,7 +174,6 @@ def test_client_patterns_per_layout():
         "C:/Program Files/MySQL/MySQL Server */bin/mysql.exe",
     ]
     assert client_patterns("pgres", LOUNGE, "C:/laragon") == ["C:/Program Files/PostgreSQL/*/bin/psql.exe"]
-    assert databases.redis_patterns(LOUNGE, "C:/laragon") == []
 
 
 def test_choose_program_prefers_first_pattern_then_newest_version_then_path():
@@ -550,28 +549,6 @@ def test_seed_check_paths_name_the_plan_s_seeding_file():
     assert databases.seed_check_paths(settings)["seeder_secrets"] == plan.paths.seeder_secrets
 
 
-def test_redis_running_noop_and_start():
-    server = "C:/laragon/bin/redis/redis-x64-5.0.14.1/redis-server.exe"
-    key = get_kwargs_str({"endpoints": ["127.0.0.1:6379"], "timeout_ms": 1500})
-    commands, noop = run_op(
-        databases.redis_running, {"facts.TcpPortsOpen": {key: {"127.0.0.1:6379": True}}}, server=server
-    )
-    assert commands == [] and noop == "Redis already answers on 127.0.0.1:6379"
-    commands, _ = run_op(
-        databases.redis_running, {"facts.TcpPortsOpen": {key: {"127.0.0.1:6379": False}}}, server=server
-    )
-    assert commands == [
-        "$server = 'C:\\laragon\\bin\\redis\\redis-x64-5.0.14.1\\redis-server.exe'\n"
-        "$address = '127.0.0.1'\n"
-        "$port = '6379'\n" + databases._START_REDIS.strip("\n")
-    ]
-    assert "Invoke-CimMethod -ClassName Win32_Process -MethodName Create" in commands[0]
-    assert lint(commands[0]) == []
-
-
-# --- prerequisites through the connector: one message per problem, before any change ------------------
-
-
 def plan_error(monkeypatch, windows, data) -> str:
     with pytest.raises(WindowsDeployError) as error:
         dry_run(monkeypatch, windows, data)
@@ -601,55 +578,11 @@ def test_database_server_down_and_client_missing(monkeypatch):
     ]
 
 
-def test_redis_down_on_apache_lounge_is_an_error_unless_sessions_are_off(monkeypatch):
-    windows = apache_lounge_machine()
-    windows.fact(
-        facts.TcpPortsOpen,
-        {"127.0.0.1:3306": True, "127.0.0.1:5432": True, "127.0.0.1:6379": False},
-        endpoints=ALL_ENDPOINTS,
-    )
-    message = plan_error(monkeypatch, windows, {"impots_windows_layout": "apache-lounge"})
-    assert message == (
-        "@winssh/lab-pc: impots_with_redissession is on but nothing answers on 127.0.0.1:6379: install and "
-        "start Redis (or a compatible server such as Memurai), or set impots_with_redissession = False"
-    )
-    windows.fact(
-        facts.TcpPortsOpen, {"127.0.0.1:3306": True, "127.0.0.1:5432": True}, endpoints=ALL_ENDPOINTS[:2]
-    )
-    planned, _ = dry_run(
-        monkeypatch, windows, {"impots_windows_layout": "apache-lounge", "impots_with_redissession": False}
-    )
-    assert "Schema and data (impots.db.seed)" in [name for name, _, _ in planned]
-
-
-def test_laragon_without_redis_server_and_redis_down(monkeypatch):
-    windows = laragon_machine()
-    windows.fact(
-        facts.ProgramSearch,
-        {
-            "on_path": None,
-            "found": [{"pattern": "C:\\laragon\\bin\\redis\\*\\redis-server.exe", "files": []}],
-        },
-        program="redis-server.exe",
-        patterns=["C:/laragon/bin/redis/*/redis-server.exe"],
-    )
-    message = plan_error(monkeypatch, windows, {"impots_windows_layout": "laragon"})
-    assert message == (
-        "@winssh/lab-pc: impots_with_redissession is on but nothing answers on 127.0.0.1:6379 and no "
-        "redis-server.exe was found in C:/laragon/bin/redis/*/redis-server.exe: install and start Redis "
-        "(or a compatible server such as Memurai), or set impots_with_redissession = False"
-    )
-
-
 def test_only_the_dbms_in_use_is_required(monkeypatch):
     """A host serving the MariaDB site only needs no PostgreSQL (nothing asked, nothing planned)."""
     windows = laragon_machine()
     sites = [{"name": "flask-impots-withmysql", "kind": "impots", "dbms": "mysql", "alias": "/impots"}]
-    windows.fact(
-        facts.TcpPortsOpen,
-        {"127.0.0.1:3306": True, "127.0.0.1:6379": True},
-        endpoints=[ALL_ENDPOINTS[0], ALL_ENDPOINTS[2]],
-    )
+    windows.fact(facts.TcpPortsOpen, {"127.0.0.1:3306": True}, endpoints=[ALL_ENDPOINTS[0]])
     planned, _ = dry_run(monkeypatch, windows, {"impots_windows_layout": "laragon", "impots_sites": sites})
     planned_names = [name for name, _, _ in planned]
     assert "MariaDB/MySQL database and user" in planned_names

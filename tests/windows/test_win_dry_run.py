@@ -14,16 +14,16 @@ from pyinfra.api import FileUploadCommand, StringCommand
 from win_apache_fakes import converge_apache
 from win_fakes import (
     ADMIN_SID,
-    ALL_ENDPOINTS,
     DESKTOP_SID,
     FakeWindows,
     accounts_made,
     apache_lounge_machine,
     dry_run,
     laragon_machine,
+    redis_listener,
 )
 
-from provisioning.windows import databases, facts
+from provisioning.windows import databases, facts, redis
 from provisioning.windows.tls import certificate_thumbprint
 
 LARAGON_OPS = [
@@ -44,7 +44,9 @@ LARAGON_OPS = [
     "App release",  # + the artifact's short sha
     "Instance configuration impots.json",
     "Secrets file (ACL)",
-    "Redis running (Laragon)",
+    "Folder for Redis (configuration, sessions snapshot)",
+    "Redis folder: Administrators and SYSTEM only",
+    "Redis: the app's password, loopback, memory limit (Laragon)",
     "MariaDB/MySQL database and user",
     "PostgreSQL database and role",
     "Schema and data (impots.db.seed)",
@@ -61,16 +63,25 @@ LARAGON_OPS = [
     "Apache: configuration test, restart, smoke check",
     "Deploy lock released",
 ]
-# Apache Lounge: Redis already runs (nothing of Laragon's to start); the PostgreSQL superuser's password is
-# given (IMPOTS_PGRES_ADMIN_PASSWORD), so it passes through an Administrators-only folder.
+# Apache Lounge: Redis (Memurai) already runs with the password given (nothing of Laragon's to manage);
+# the PostgreSQL superuser's password is given (IMPOTS_PGRES_ADMIN_PASSWORD), so it passes through an
+# Administrators-only folder.
 LOUNGE_OPS = (
     LARAGON_OPS[:17]
     + [
         "Folder for database administrator passwords",
         "Database administrator folder: Administrators and SYSTEM only",
     ]
-    + LARAGON_OPS[18:]
+    + LARAGON_OPS[20:]
 )
+REDIS_OP = "Redis: the app's password, loopback, memory limit (Laragon)"
+REDIS_CONFIG = {
+    "config": "C:/impots/state/redis/redis.conf",
+    "secrets": "C:/impots/instance/secrets.json",
+    "template": redis.config_template("C:/impots/state/redis", 64, "volatile-lru"),
+    "maxmemory_mb": 64,
+    "policy": "volatile-lru",
+}
 PG_ADMIN_PASSWORD = "Postgres-Admin-Secret-7"
 SEED_PATHS = {
     "python": "C:/impots/venv/Scripts/python.exe",
@@ -135,19 +146,23 @@ def test_laragon_full_plan(monkeypatch):
 
     secrets = by_name["Secrets file (ACL)"]
     assert json.loads(secrets[0].src.getvalue()) == {}  # nothing given: everything generated on the host
-    assert "$generate = @('secret_key', 'mysql_password', 'pgres_password')" in secrets[1].get_raw_value()
+    generate = "$generate = @('secret_key', 'mysql_password', 'pgres_password', 'redis_password')"
+    assert generate in secrets[1].get_raw_value()
 
-    # Databases: Laragon's Redis started (it was down), then both accounts as root/postgres without a
-    # password (no upload), then the seed of both DBMS -- all after the venv, app and secrets file.
+    # Databases: Laragon's Redis given its private folder, our file and started (it was down), then both
+    # accounts as root/postgres without a password (no upload), then the seed of both DBMS -- all after
+    # the venv, app and secrets file (whose redis_password the Redis script reads on the host).
     order = names(planned)
-    assert order.index("Secrets file (ACL)") < order.index("Redis running (Laragon)")
+    assert order.index("Secrets file (ACL)") < order.index(REDIS_OP)
     assert order.index("Schema and data (impots.db.seed)") < order.index("Vhost flask-impots-withmysql")
-    redis = scripts(by_name["Redis running (Laragon)"])
-    assert len(redis) == 1
-    assert redis[0].startswith(
-        "$server = 'C:\\laragon\\bin\\redis\\redis-x64-5.0.14.1\\redis-server.exe'\n"
-        "$address = '127.0.0.1'\n$port = '6379'\n"
+    folder_acl = scripts(by_name["Redis folder: Administrators and SYSTEM only"])
+    assert folder_acl[0].startswith(
+        "$p = 'C:\\impots\\state\\redis'\n$grants = @('*S-1-5-18:(OI)(CI)F', '*S-1-5-32-544:(OI)(CI)F')\n"
     )
+    redis_script = scripts(by_name[REDIS_OP])
+    assert len(redis_script) == 1
+    assert "$server = 'C:\\laragon\\bin\\redis\\redis-x64-5.0.14.1\\redis-server.exe'\n" in redis_script[0]
+    assert "$laragonredis = 'C:\\laragon\\bin\\redis\\'\n" in redis_script[0]
     mysql = by_name["MariaDB/MySQL database and user"]
     assert len(mysql) == 1 and isinstance(mysql[0], StringCommand)
     assert "$client = 'C:\\laragon\\bin\\mysql\\mysql-8.0.30-winx64\\bin\\mysql.exe'\n" in scripts(mysql)[0]
@@ -166,7 +181,8 @@ def test_laragon_full_plan(monkeypatch):
     ]
     # The bare machine's facts were asked: the clients, the ports, Redis, and the app's own seed check.
     asked = "\n".join(windows.seen)
-    assert "$endpoints = @('127.0.0.1:3306', '127.0.0.1:5432', '127.0.0.1:6379')" in asked
+    assert "$endpoints = @('127.0.0.1:3306', '127.0.0.1:5432')" in asked
+    assert redis.RedisListener().command(endpoint="127.0.0.1:6379") in windows.seen
     assert "$arguments = '-m impots.db.seed pgres --check'" in asked
 
 
@@ -229,6 +245,7 @@ def assigned(script: str, variable: str) -> str:
 
 def converge(windows: FakeWindows, planned) -> None:
     """Teach the fake machine what the planned uploads and scripts leave behind."""
+    given: dict = {}  # the secrets uploaded for the secrets file (e.g. a Redis password given)
     for _name, commands, _ in planned:
         for command in commands:
             if isinstance(command, FileUploadCommand):
@@ -241,6 +258,8 @@ def converge(windows: FakeWindows, planned) -> None:
                     windows.fact(
                         facts.CertificateTrusted, True, thumbprint=certificate_thumbprint(command.src)
                     )
+                if command.dest.endswith("secrets.json.impots-new"):
+                    given = json.loads(data)
                 if command.dest.endswith(".impots-new") and "secrets" not in command.dest:
                     windows.fact(facts.FileText, data.decode(), path=command.dest[: -len(".impots-new")])
                 elif not command.dest.endswith((".impots-new", ".tar.gz", "impots-requirements.txt")):
@@ -273,10 +292,11 @@ def converge(windows: FakeWindows, planned) -> None:
             if "New-Item -ItemType Junction -Path $app" in script:
                 release = assigned(script, "release")
                 windows.fact(facts.LinkTarget, {"type": "Junction", "target": release}, path="C:/impots/app")
-            if script.startswith("$server = "):
-                endpoint = f"{assigned(script, 'address')}:{assigned(script, 'port')}"
-                windows.fact(facts.TcpPortsOpen, {endpoint: True}, endpoints=[endpoint])
-                windows.fact(facts.TcpPortsOpen, dict.fromkeys(ALL_ENDPOINTS, True), endpoints=ALL_ENDPOINTS)
+            if "Win32_Process -MethodName Create" in script and "Get-RedisState" in script:
+                # Laragon's Redis reads our file and takes the password; it listens on 6379.
+                converged = {"password": True, "config": True, "server": "ours"}
+                windows.fact(redis.RedisConfigState, converged, **REDIS_CONFIG)
+                redis_listener(windows, "auth", assigned(script, "server"))
             if "$seedersecrets = " in script and "\n$seeder = '" in script:
                 accounts_made(windows, script)
             if "-m impots.db.seed" in script:
@@ -286,7 +306,9 @@ def converge(windows: FakeWindows, planned) -> None:
             if "$generate = " in script:
                 target = assigned(script, "target").replace("\\", "/")
                 keys = re.findall(r"'([a-z_]+)'", script.split("$generate = ")[1].split("\n")[0])
-                windows.fact(facts.JsonKeyDigests, {key: "0" * 64 for key in keys}, path=target)
+                digests = {key: "0" * 64 for key in keys}
+                digests |= {key: hashlib.sha256(value.encode()).hexdigest() for key, value in given.items()}
+                windows.fact(facts.JsonKeyDigests, digests, path=target)
                 sids = sorted({grant[1:].split(":")[0] for grant in re.findall(r"'(\*S-[^']+)'", script)})
                 windows.fact(facts.FileAcl, {"protected": True, "sids": sids}, path=target)
 

@@ -3,14 +3,20 @@ grammar, and whole runs against the fake machine, whose lock_record simulates th
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from ps_grammar import grammar_errors
+from ps_lint import lint
+from test_win_grammar import AWKWARD
 from win_apache_fakes import run_deploy
-from win_fakes import Answer, laragon_machine
+from win_fakes import Answer, apache_lounge_machine, laragon_machine
 
 from provisioning.linux.operations import lock as linux_lock
-from provisioning.windows.lock import RUN_ID, WinDeployLock, lock_path
+from provisioning.windows.lock import RUN_ID, WinDeployLock, lock_path, root_grants
 from provisioning.windows.powershell import wrap_script
+
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 LOCK = lock_path("C:/impots/state")
 HELD = "0123456789ab 4102444800 1700000000 prof@other-pc pid 4242"
@@ -91,3 +97,64 @@ def test_no_change_run_takes_and_drops_the_lock_and_changes_nothing(monkeypatch)
     assert any("New-Item" in s for s in windows.lock_seen)  # planning reads it, execution takes it
     assert windows.lock_seen[-1].endswith("Write-Output 'released'")
     assert windows.lock_record == ""
+
+
+# --- a fresh host: the lock makes the install root, with the folder step's ACL -------------------------
+
+
+def test_acquire_makes_a_missing_install_root_with_its_acl_at_once():
+    grants = root_grants(["S-1-5-32-544", "S-1-5-18"], ["S-1-5-21-1-2-3-1002"])
+    assert grants == (
+        "S-1-5-18=FullControl",
+        "S-1-5-21-1-2-3-1002=ReadAndExecute",
+        "S-1-5-32-544=FullControl",
+    )
+    script = WinDeployLock().command(
+        action="acquire", lock=LOCK, run_id="r1", wait=7, root="C:/impots", root_grants=grants
+    )
+    assert (
+        "$root = 'C:\\impots'\n$rootgrants = @('S-1-5-18=FullControl', 'S-1-5-21-1-2-3-1002=ReadAndExecute', "
+        "'S-1-5-32-544=FullControl')\n" in script
+    )
+    # Created with its ACL in one call (inheritance cut, the grants inherited by what it holds), only
+    # when missing, and before the state folder, which inherits it.
+    made = script.index("[IO.Directory]::CreateDirectory($root, $security)")
+    assert script.index("if ($root -and -not (Test-Path -LiteralPath $root -PathType Container)) {") < made
+    assert script.index("$security.SetAccessRuleProtection($true, $false)") < made
+    assert "$inherit = 'ContainerInherit, ObjectInherit'" in script
+    assert made < script.index("[IO.Directory]::CreateDirectory((Split-Path -Parent $lock))")
+    # A grant the root would not get is not there: the same set as the folder step's.
+    assert script.count("=FullControl'") == 2 and script.count("=ReadAndExecute'") == 1
+
+
+@pytest.mark.parametrize("path", AWKWARD)
+def test_acquire_with_a_root_parses_with_awkward_paths(path):
+    script = WinDeployLock().command(
+        action="acquire",
+        lock=f"{path}/state/deploy-lock",
+        run_id=RUN_ID,
+        wait=5,
+        root=path,
+        root_grants=root_grants(["S-1-5-32-544", "S-1-5-18"], ["S-1-5-21-1-2-3-1002"]),
+    )
+    assert grammar_errors(wrap_script(script)) == []
+    assert lint(script) == []
+
+
+@pytest.mark.parametrize("layout", ["laragon", "apache-lounge"])
+def test_the_deploy_gives_the_lock_the_install_root_s_acl(monkeypatch, layout):
+    windows = laragon_machine() if layout == "laragon" else apache_lounge_machine()
+    result = run_deploy(monkeypatch, windows, {"impots_windows_layout": layout})
+    assert result.ok
+    [acquire] = [s for s in windows.lock_seen if "New-Item" in s]
+    assert "$root = 'C:\\impots'\n" in acquire
+    lock_grants = re.search(r"^\$rootgrants = @\((.*)\)$", acquire, re.MULTILINE).group(1)
+    # The folder step's grants on the install root ('*SID:(OI)(CI)F' / RX), as the lock's ('SID=rights').
+    [root_acl] = [s for kind, s in result.events if s.startswith("$p = 'C:\\impots'\n") and "icacls.exe" in s]
+    folder_grants = re.search(r"^\$grants = @\((.*)\)$", root_acl, re.MULTILINE).group(1)
+    rights = {"F": "FullControl", "RX": "ReadAndExecute"}
+    expected = [
+        f"'{sid}={rights[right]}'"
+        for sid, right in re.findall(r"'\*(S-[0-9-]+):\(OI\)\(CI\)(F|RX)'", folder_grants)
+    ]
+    assert lock_grants.split(", ") == sorted(expected) and len(expected) == (3 if layout == "laragon" else 2)

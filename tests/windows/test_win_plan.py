@@ -13,7 +13,7 @@ from cryptography import x509
 from pyinfra.api import FileUploadCommand, StringCommand
 from pyinfra.api.util import get_kwargs_str
 from test_win_dry_run import PG_ADMIN_PASSWORD
-from win_fakes import apache_lounge_machine, dry_run, laragon_machine
+from win_fakes import MEMURAI_PASSWORD, apache_lounge_machine, dry_run, laragon_machine
 from win_optest import run_op
 
 import provisioning.plan as plan_module
@@ -65,7 +65,7 @@ def test_windows_deploy_applies_the_decisions_linux_gets(monkeypatch, layout):
     windows = laragon_machine() if layout == "laragon" else apache_lounge_machine()
     steps = by_name(dry_run(monkeypatch, windows, data)[0])
     settings = parse_settings(HOST, data, environ={}, default_os="windows")
-    linux = host_plan(HOST, settings, DEBIAN)
+    linux = host_plan(HOST, settings, DEBIAN, redis_auth=True)
 
     # Folders: the same folders with the same access (the state folder is the platform's), all made
     # by the Windows deploy, and Apache writes exactly the one Linux lets it write.
@@ -86,10 +86,18 @@ def test_windows_deploy_applies_the_decisions_linux_gets(monkeypatch, layout):
     config = steps["Instance configuration impots.json"][0]
     assert config.dest == linux.paths.instance_config
     assert config.src.getvalue().decode() == linux.instance_config
+    # Redis: Laragon's is managed, its password generated as on Linux; Apache Lounge's (Memurai) is not,
+    # its password is the one given (IMPOTS_REDIS_PASSWORD), uploaded like every given secret.
     generate = re.search(r"^\$generate = (.*)$", scripts(steps["Secrets file (ACL)"])[0], re.MULTILINE)
-    assert generate.group(1) == "@(" + ", ".join(f"'{key}'" for key in linux.secrets.generate) + ")"
-    assert linux.secrets.generate == ("secret_key", "mysql_password", "pgres_password")
-    assert json.loads(steps["Secrets file (ACL)"][0].src.getvalue()) == dict(linux.secrets.given) == {}
+    assert linux.secrets.generate == ("secret_key", "mysql_password", "pgres_password", "redis_password")
+    assert dict(linux.secrets.given) == {}
+    given = json.loads(steps["Secrets file (ACL)"][0].src.getvalue())
+    if layout == "laragon":
+        assert generate.group(1) == "@(" + ", ".join(f"'{key}'" for key in linux.secrets.generate) + ")"
+        assert given == {}
+    else:
+        assert generate.group(1) == "@('secret_key', 'mysql_password', 'pgres_password')"
+        assert given == {"redis_password": MEMURAI_PASSWORD}
 
     # One vhost template: the same text apart from the platform parts.
     for site in linux.sites:

@@ -16,7 +16,7 @@ from pyinfra.context import ctx_host, ctx_state
 
 from provisioning.connectors.winssh import WinSSHConnector
 from provisioning.settings import load_settings
-from provisioning.windows import databases, facts
+from provisioning.windows import databases, facts, redis
 from provisioning.windows.deploy import deploy_windows
 from provisioning.windows.powershell import (
     STDIN_LOADER,
@@ -53,6 +53,9 @@ class FakeWindows:
     # lock_seen (not seen, so the other tests count only their own scripts); lock_record is the record.
     lock_seen: list[str] = field(default_factory=list)
     lock_record: str = ""
+    # (script, what came on its stdin) for every script given a stdin of its own (not the long-script
+    # loader's): e.g. the password of a Redis the deploy does not manage.
+    stdins: list[tuple[str, str]] = field(default_factory=list)
 
     def fact(self, fact_cls, value, **kwargs) -> None:
         """Answer ``fact_cls(**kwargs)`` with ``value`` as ConvertTo-Json -Compress prints it."""
@@ -144,6 +147,8 @@ class FakeCommand:
             script = decode_command(match.group(1))
             if script == STDIN_LOADER:
                 script = base64.b64decode(self.stdin.data.strip()).decode("utf-8")
+            elif self.stdin.data:
+                self.windows.stdins.append((unwrap(script), self.stdin.data.decode("utf-8")))
             self._result = self.windows.answer(unwrap(script))
         return self._result
 
@@ -217,7 +222,11 @@ LARAGON_MYSQL = "C:\\laragon\\bin\\mysql\\mysql-8.0.30-winx64\\bin\\mysql.exe"
 LARAGON_REDIS = "C:\\laragon\\bin\\redis\\redis-x64-5.0.14.1\\redis-server.exe"
 PG_PSQL = "C:\\Program Files\\PostgreSQL\\16\\bin\\psql.exe"
 MARIADB_MYSQL = "C:\\Program Files\\MariaDB 11.4\\bin\\mysql.exe"
-ALL_ENDPOINTS = ["127.0.0.1:3306", "127.0.0.1:5432", "127.0.0.1:6379"]
+ALL_ENDPOINTS = ["127.0.0.1:3306", "127.0.0.1:5432"]  # the databases' (Redis has facts of its own)
+REDIS_ENDPOINT = "127.0.0.1:6379"
+MEMURAI = "C:\\Program Files\\Memurai\\memurai.exe"
+# What the Apache Lounge machine's Memurai asks (requirepass); conftest gives it as IMPOTS_REDIS_PASSWORD.
+MEMURAI_PASSWORD = "Memurai-Given-Pass’é$`&"
 
 
 def search(windows: FakeWindows, program: str, patterns: list[str], found: dict, on_path=None) -> None:
@@ -233,9 +242,21 @@ def search(windows: FakeWindows, program: str, patterns: list[str], found: dict,
     )
 
 
+def redis_listener(windows: FakeWindows, answer: str, path: str | None = None, pid: int = 7300) -> None:
+    """Answer RedisListener: what answers on 127.0.0.1:6379 (``answer`` of Get-RedisState)."""
+    value = {"answer": answer, "pid": pid if path else None, "path": path}
+    windows.fact(redis.RedisListener, value, endpoint=REDIS_ENDPOINT)
+
+
+def redis_takes_password(windows: FakeWindows, answer: str) -> None:
+    """Answer RedisTakesPassword (whatever came on stdin: the tests check stdin themselves)."""
+    windows.fact(redis.RedisTakesPassword, {"answer": answer}, endpoint=REDIS_ENDPOINT)
+
+
 def database_servers(windows: FakeWindows, layout: str, found: dict, listening: dict) -> None:
     """The database facts of a machine: ``found`` maps a search pattern to the files it matches
-    (clients, Laragon's redis-server.exe), ``listening`` an endpoint to whether it answers."""
+    (clients, Laragon's redis-server.exe), ``listening`` an endpoint to whether it answers; Redis on
+    6379: Laragon's own (a bare machine: not started), else Memurai asking MEMURAI_PASSWORD."""
     from provisioning.windows.platforms import apache_lounge_platform, laragon_platform
 
     if layout == "laragon":
@@ -244,9 +265,15 @@ def database_servers(windows: FakeWindows, layout: str, found: dict, listening: 
         platform = apache_lounge_platform(None)
     for dbms, program in databases.CLIENTS.items():
         search(windows, program, databases.client_patterns(dbms, platform, "C:/laragon"), found)
-    patterns = databases.redis_patterns(platform, "C:/laragon")
+    patterns = redis.laragon_patterns(platform, "C:/laragon")
     if patterns:
-        search(windows, databases.REDIS_SERVER, patterns, found)
+        search(windows, redis.REDIS_SERVER, patterns, found)
+    listening = dict(listening)
+    if listening.pop(REDIS_ENDPOINT, False):
+        redis_listener(windows, "auth", LARAGON_REDIS if layout == "laragon" else MEMURAI)
+        redis_takes_password(windows, "ours")
+    else:
+        redis_listener(windows, "down")
     windows.fact(facts.TcpPortsOpen, listening, endpoints=ALL_ENDPOINTS)
 
 
