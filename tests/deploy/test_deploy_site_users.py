@@ -29,9 +29,15 @@ ROOT = Path("/opt/impots")
 INSTANCE = ROOT / "instance"
 STORE = INSTANCE / "secrets.json"
 SITES = (*IMPOTS_SITES, "date-time-server")
+# Key in the site's own secrets.json -> key in the deploy's store: the Flask key and the Redis password
+# are the site's own (a site can neither sign nor read another's sessions).
 SITE_KEYS = {
-    "flask-impots-withmysql": {"secret_key", "mysql_password", "redis_password"},
-    "flask-impots-withpgres": {"secret_key", "pgres_password", "redis_password"},
+    site: {
+        "secret_key": f"secret_key@{site}",
+        f"{dbms}_password": f"{dbms}_password",
+        "redis_password": f"redis_password@{site}",
+    }
+    for site, dbms in (("flask-impots-withmysql", "mysql"), ("flask-impots-withpgres", "pgres"))
 }
 
 
@@ -93,8 +99,11 @@ def test_each_site_holds_only_the_secrets_it_uses(deployed) -> None:
     store = json.loads(STORE.read_text())
     for site, keys in SITE_KEYS.items():
         own = json.loads((INSTANCE / site / "secrets.json").read_text())
-        assert own == {key: store[key] for key in keys}, f"{site}: {sorted(own)}"
+        assert own == {key: store[source] for key, source in keys.items()}, f"{site}: {sorted(own)}"
     assert not (INSTANCE / "date-time-server" / "secrets.json").exists()
+    mysql, pgres = (json.loads((INSTANCE / site / "secrets.json").read_text()) for site in SITE_KEYS)
+    assert mysql["secret_key"] != pgres["secret_key"] and mysql["redis_password"] != pgres["redis_password"]
+    assert store["redis_password"] not in (mysql["redis_password"], pgres["redis_password"]), "the admin's"
 
 
 @pytest.mark.parametrize("site", IMPOTS_SITES)
