@@ -39,8 +39,8 @@ def wanted_text(
     password: str,
     maxmemory_mb: int,
     policy: str,
-    users: list[tuple[str, str, str]] = (),  # type: ignore[assignment]
-    version: tuple[int, int, int] = ACL_VERSION + (0,),
+    users: list[tuple[str, str, str]],
+    version: tuple[int, int, int],
 ) -> str:
     """Our file: ``users`` are (name, password, key prefix) of the sites' ACL users."""
     # Plain 127.0.0.1: the optional "-::1" of Debian's redis.conf needs Redis 7 (Ubuntu 22.04 has 6.0,
@@ -160,12 +160,13 @@ def status(
     port: int,
     maxmemory_mb: int,
     policy: str,
-    users: list[dict] = (),  # type: ignore[assignment]
+    users: list[dict] | None = None,
 ) -> dict:
     """Booleans only: is our file current (by digest), is it included last, does Redis take the
     passwords (``server``: the default user's, ``users``: every site's); ``refused``: why this Redis
     cannot be configured (no ACL), or None."""
-    password, sites = _secret(secrets), _site_users(secrets, list(users))
+    users = list(users or [])
+    password, sites = _secret(secrets), _site_users(secrets, users)
     version = server_version()
     main = main_config(main_configs)
     known = password is not None and sites is not None and version is not None
@@ -179,7 +180,7 @@ def status(
         "included": bool(main) and _included_last(_read_lines(main), path),
         "server": probe(port, password),
         "users": _users_probe(port, sites) if sites else ("ours" if not users else "other"),
-        "refused": _version_refused(list(users), version) if version is not None else None,
+        "refused": _version_refused(users, version) if version is not None else None,
     }
 
 
@@ -274,12 +275,12 @@ def apply(
     maxmemory_mb: int,
     policy: str,
     restart: list[str],
-    users: list[dict] = (),  # type: ignore[assignment]
+    users: list[dict] | None = None,
 ) -> str:
     """Write our file and its include line where they differ; restart Redis when either changed or the
     running server does not take the passwords yet (an interrupted run). ``users``: one
     ``{"user", "secret", "key_prefix"}`` per site (``secret``: the store's key of its password)."""
-    users = list(users)
+    users = list(users or [])
     password, sites, version, main, gid = _checked_inputs(secrets, main_configs, group, users)
     text = wanted_text(password, maxmemory_mb, policy, sites, version)
     done = []
