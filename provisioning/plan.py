@@ -130,6 +130,9 @@ class SecretsPlan:
     path: str
     given: MaskedSecrets  # key -> value from host data or the controller's environment
     generate: tuple[str, ...]  # keys generated once on the target when absent
+    # Where each site runs as its own user (Linux): each impots site's own keys (``<key>@<site>``),
+    # also generated once on the target; the store keeps them, each site's file gets its own.
+    per_site: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -240,19 +243,23 @@ def secrets_plan(
     if redis_auth and redis_in_use(settings):
         # Only where the backend also sets it on the server: a password Redis does not expect fails AUTH.
         wanted += ("redis_password",)
+    per_site: tuple[str, ...] = ()
     for site in settings.sites if own_secrets else ():
         if site.kind != "impots":
             continue
-        wanted += (site_secret_key(site.name, "secret_key"),)
+        per_site += (site_secret_key(site.name, "secret_key"),)
         if "redis_password" in wanted:
-            wanted += (site_secret_key(site.name, "redis_password"),)
+            per_site += (site_secret_key(site.name, "redis_password"),)
         if settings.secret_key is not None:
             # A given key (shared by hosts behind one name) stays the source: each site's is derived
             # from it, the same on every host, and no site's key tells another's.
             derived = hmac.new(settings.secret_key.encode(), site.name.encode(), hashlib.sha256).hexdigest()
             given[site_secret_key(site.name, "secret_key")] = derived
     return SecretsPlan(
-        paths.instance_secrets, MaskedSecrets(given), tuple(key for key in wanted if key not in given)
+        paths.instance_secrets,
+        MaskedSecrets(given),
+        tuple(key for key in wanted if key not in given),
+        tuple(key for key in per_site if key not in given),
     )
 
 

@@ -177,7 +177,7 @@ def _app(plan: HostPlan, files: list[dict], artifact: AppArtifact) -> None:
         path=plan.secrets.path,
         group=site_layout.STORE_GROUP,
         given=plan.secrets.given,
-        generate=list(plan.secrets.generate),
+        generate=[*plan.secrets.generate, *plan.secrets.per_site],
         upload_dir=paths.state_dir,
     )
     site_secrets(

@@ -17,7 +17,7 @@ STORE_GROUP = "root"  # the deploy's secrets store: root only, sites get their o
 
 def plan_site_instances(plan: HostPlan) -> tuple[SiteInstance, ...]:
     """Each site's user and instance (refuses two sites that would share a user: ``SettingsError``)."""
-    keys = (*plan.secrets.given, *plan.secrets.generate)
+    keys = (*plan.secrets.given, *plan.secrets.generate, *plan.secrets.per_site)
     return site_instances(plan.settings.sites, plan.paths.instance_dir, plan.paths, keys)
 
 

@@ -94,8 +94,9 @@ def test_the_memory_limit_is_checked_before_anything_changes() -> None:
 def test_each_impots_site_gets_its_own_flask_key_and_redis_password_on_linux() -> None:
     secrets = plan().secrets
     for site in ("flask-impots-withmysql", "flask-impots-withpgres"):
-        assert {f"secret_key@{site}", f"redis_password@{site}"} <= set(secrets.generate)
-    assert not any("date-time-server" in key for key in secrets.generate), "the example reads no secret"
+        assert {f"secret_key@{site}", f"redis_password@{site}"} <= set(secrets.per_site)
+    assert not any("date-time-server" in key for key in secrets.per_site), "the example reads no secret"
+    assert not any("@" in key for key in secrets.generate), "Windows shares generate: per-site keys apart"
     # The default user's password stays: the deploy's probe and the admin use it, no site gets it.
     assert "redis_password" in secrets.generate
 
@@ -108,10 +109,12 @@ def test_a_given_flask_key_gives_each_site_a_different_derived_one() -> None:
     )
     assert len({mysql, pgres, "given-" + "k" * 32}) == 3
     assert plan(secret_key="given-" + "k" * 32).secrets.given["secret_key@flask-impots-withmysql"] == mysql
-    assert "secret_key@flask-impots-withmysql" not in secrets.generate
+    assert "secret_key@flask-impots-withmysql" not in secrets.per_site
     assert "'***'" in repr(secrets.given) and mysql not in repr(secrets.given)
 
 
 def test_windows_keeps_one_shared_instance_without_per_site_secrets() -> None:
     host = plan(platform=replace(DEBIAN, wsgi_daemon=False))
-    assert not any("@" in key for key in (*host.secrets.generate, *host.secrets.given))
+    assert host.secrets.per_site == () and not any(
+        "@" in key for key in (*host.secrets.generate, *host.secrets.given)
+    )
