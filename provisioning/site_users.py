@@ -3,8 +3,11 @@
 Every site's mod_wsgi daemons run as the site's own user and group (``impots-<site>``), so a site
 reads only its own instance folder (``<root>/instance/<site>/``: ``impots.json`` and a
 ``secrets.json`` holding only the keys that site uses, both 0640 root:<site group>) and writes only
-its own ``logs/`` (owned by the site user, 0750). The deploy's own store of every secret stays
-``<root>/instance/secrets.json``, now readable by root only: the database and Redis steps read it.
+its own ``logs/`` (owned by the site user, 0750). Its Flask ``secret_key`` and its Redis password are
+its own (``<key>@<site>`` in the store), and it logs in to Redis as its own ACL user (named as its
+system user) allowed only its keys (``impots:<site>:``): no site can read or forge another's
+sessions. The deploy's own store of every secret stays ``<root>/instance/secrets.json``, now readable
+by root only: the database and Redis steps read it.
 Windows has no daemon mode (one embedded Python per Apache): it keeps the shared instance folder.
 """
 

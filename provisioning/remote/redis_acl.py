@@ -15,16 +15,15 @@ import shutil
 import subprocess
 
 # What app/impots/web sends, nothing more: a PING (start-up, a new visitor), Flask-Session's GET,
-# SET (with EX) and DEL, the login throttle's script (EVALSHA, then SCRIPT LOAD when Redis lost it;
-# EVAL for completeness of redis-py's Script) and the commands inside that script, which Redis checks
-# against the calling user too. No KEYS/SCAN, FLUSH*, CONFIG, ACL, DEBUG, SELECT, MONITOR, pub/sub.
+# SET (with EX) and DEL, the login throttle's script (redis-py's Script: EVALSHA, then SCRIPT LOAD
+# when Redis lost it) and the commands inside that script, which Redis checks against the calling user
+# too. No EVAL, KEYS/SCAN, FLUSH*, CONFIG, ACL, DEBUG, SELECT, MONITOR, CLIENT, INFO, pub/sub.
 SITE_COMMANDS = (
     "ping",
     "get",
     "set",
     "del",
     "evalsha",
-    "eval",
     "script|load",
     "hincrby",
     "hset",

@@ -22,7 +22,18 @@ def test_a_site_user_gets_its_keys_and_the_apps_commands_only() -> None:
     assert [w for w in words if w.startswith("~")] == ["~impots:flask-impots-withmysql:*"]
     granted = {w[1:] for w in words if w.startswith("+")}
     assert granted == set(redis_acl.SITE_COMMANDS)
-    assert not granted & {"flushall", "flushdb", "keys", "scan", "config", "acl", "select", "monitor", "@all"}
+    assert not granted & {
+        "eval",
+        "flushall",
+        "flushdb",
+        "keys",
+        "scan",
+        "config",
+        "acl",
+        "select",
+        "monitor",
+        "@all",
+    }
     assert not any(w.startswith(("&", "allkeys", "allchannels", "allcommands", "nopass")) for w in words)
 
 
