@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import hmac
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
@@ -24,7 +25,7 @@ from jinja2 import Environment, FunctionLoader, StrictUndefined
 
 from provisioning.artifact import ARTIFACTS_DIR, app_requirements
 from provisioning.settings import AppPaths, Settings, Site, app_paths, instance_config_json
-from provisioning.site_users import site_user
+from provisioning.site_users import site_secret_key, site_user
 from provisioning.tls import local_ca_files
 
 # Text the smoke check expects in each kind of site's page (spec §6 banner, §10 page).
@@ -129,6 +130,9 @@ class SecretsPlan:
     path: str
     given: MaskedSecrets  # key -> value from host data or the controller's environment
     generate: tuple[str, ...]  # keys generated once on the target when absent
+    # Where each site runs as its own user (Linux): each impots site's own keys (``<key>@<site>``),
+    # also generated once on the target; the store keeps them, each site's file gets its own.
+    per_site: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,7 +176,7 @@ def host_plan(
         paths=paths,
         folders=folders(paths),
         instance_config=instance_config_json(settings, paths),
-        secrets=secrets_plan(settings, paths, redis_auth),
+        secrets=secrets_plan(settings, paths, redis_auth, own_secrets=platform.wsgi_daemon),
         databases=DatabasePlan(settings.dbms_in_use, settings.database.name, settings.database.user),
         tls=tls,
         sites=tuple(site_plan(settings, platform, paths, tls, site) for site in settings.sites),
@@ -229,14 +233,33 @@ def redis_in_use(settings: Settings) -> bool:
     return settings.with_redissession and bool(settings.dbms_in_use)
 
 
-def secrets_plan(settings: Settings, paths: TargetPaths, redis_auth: bool = False) -> SecretsPlan:
+def secrets_plan(
+    settings: Settings, paths: TargetPaths, redis_auth: bool = False, own_secrets: bool = False
+) -> SecretsPlan:
+    """``own_secrets``: each impots site runs as its own user (Linux daemons) and gets its own Flask key
+    and Redis password (``<key>@<site>``), so that no site can read or forge another's sessions."""
     given = {key: getattr(settings, key) for key in SECRET_KEYS if getattr(settings, key) is not None}
     wanted = ("secret_key", *(f"{dbms}_password" for dbms in settings.dbms_in_use))
     if redis_auth and redis_in_use(settings):
         # Only where the backend also sets it on the server: a password Redis does not expect fails AUTH.
         wanted += ("redis_password",)
+    per_site: tuple[str, ...] = ()
+    for site in settings.sites if own_secrets else ():
+        if site.kind != "impots":
+            continue
+        per_site += (site_secret_key(site.name, "secret_key"),)
+        if "redis_password" in wanted:
+            per_site += (site_secret_key(site.name, "redis_password"),)
+        if settings.secret_key is not None:
+            # A given key (shared by hosts behind one name) stays the source: each site's is derived
+            # from it, the same on every host, and no site's key tells another's.
+            derived = hmac.new(settings.secret_key.encode(), site.name.encode(), hashlib.sha256).hexdigest()
+            given[site_secret_key(site.name, "secret_key")] = derived
     return SecretsPlan(
-        paths.instance_secrets, MaskedSecrets(given), tuple(key for key in wanted if key not in given)
+        paths.instance_secrets,
+        MaskedSecrets(given),
+        tuple(key for key in wanted if key not in given),
+        tuple(key for key in per_site if key not in given),
     )
 
 

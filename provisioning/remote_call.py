@@ -99,10 +99,13 @@ def secrets_merge(
     return HelperCall(helper, "secrets-merge", arguments)
 
 
-def site_secrets_copy(helper: str, source: str, path: str, group: str, keys: list[str]) -> HelperCall:
-    """Write a site's own secrets file: exactly ``keys`` of the deploy's store ``source``, 0640
-    root:``group`` (the site's group)."""
-    arguments = {"path": path, "group": group, "generate": [], "source": source, "keys": list(keys)}
+def site_secrets_copy(
+    helper: str, source: str, path: str, group: str, keys: dict[str, str] | list[str]
+) -> HelperCall:
+    """Write a site's own secrets file: exactly ``keys`` (key in the file -> key in the store, or a list
+    of keys named alike in both) of the deploy's store ``source``, 0640 root:``group`` (the site's)."""
+    keys = dict(keys) if isinstance(keys, dict) else list(keys)
+    arguments = {"path": path, "group": group, "generate": [], "source": source, "keys": keys}
     return HelperCall(helper, "secrets-merge", arguments)
 
 
@@ -190,12 +193,22 @@ def smoke_check(
 
 
 def redis_status(
-    helper: str, path: str, secrets: str, main_configs: list[str], port: int, maxmemory_mb: int, policy: str
+    helper: str,
+    path: str,
+    secrets: str,
+    main_configs: list[str],
+    port: int,
+    maxmemory_mb: int,
+    policy: str,
+    users: list[dict] | None = None,
 ) -> HelperCall:
     """Query: booleans on our Redis file at ``path`` (current by digest, included last by the first of
-    ``main_configs`` that exists), its access, and whether Redis on ``port`` takes the secrets' password."""
+    ``main_configs`` that exists), its access, and whether Redis on ``port`` takes the secrets' passwords
+    (the default user's and each of ``users``: ``{"user", "secret", "key_prefix"}``, ``secret`` naming
+    the store's key of its password)."""
     arguments = {"path": path, "secrets": secrets, "main_configs": list(main_configs), "port": port}
-    return HelperCall(helper, "redis-status", {**arguments, "maxmemory_mb": maxmemory_mb, "policy": policy})
+    arguments.update(maxmemory_mb=maxmemory_mb, policy=policy, users=list(users or []))
+    return HelperCall(helper, "redis-status", arguments)
 
 
 def redis_apply(
@@ -208,9 +221,12 @@ def redis_apply(
     maxmemory_mb: int,
     policy: str,
     restart: list[str],
+    users: list[dict] | None = None,
 ) -> HelperCall:
-    """Write our Redis file (0640 root:``group``, ``redis_password`` of the secrets file) and its include
-    line where they differ; run ``restart`` when either changed or Redis does not take the password."""
+    """Write our Redis file (0640 root:``group``: ``redis_password`` of the secrets file for the default
+    user, one ACL user per entry of ``users``) and its include line where they differ; run ``restart``
+    when either changed or Redis does not take the passwords."""
     arguments = {"path": path, "secrets": secrets, "group": group, "main_configs": list(main_configs)}
     arguments.update(port=port, maxmemory_mb=maxmemory_mb, policy=policy, restart=list(restart))
+    arguments.update(users=list(users or []))
     return HelperCall(helper, "redis-apply", arguments)

@@ -3,8 +3,11 @@
 Every site's mod_wsgi daemons run as the site's own user and group (``impots-<site>``), so a site
 reads only its own instance folder (``<root>/instance/<site>/``: ``impots.json`` and a
 ``secrets.json`` holding only the keys that site uses, both 0640 root:<site group>) and writes only
-its own ``logs/`` (owned by the site user, 0750). The deploy's own store of every secret stays
-``<root>/instance/secrets.json``, now readable by root only: the database and Redis steps read it.
+its own ``logs/`` (owned by the site user, 0750). Its Flask ``secret_key`` and its Redis password are
+its own (``<key>@<site>`` in the store), and it logs in to Redis as its own ACL user (named as its
+system user) allowed only its keys (``impots:<site>:``): no site can read or forge another's
+sessions. The deploy's own store of every secret stays ``<root>/instance/secrets.json``, now readable
+by root only: the database and Redis steps read it.
 Windows has no daemon mode (one embedded Python per Apache): it keeps the shared instance folder.
 """
 
@@ -50,14 +53,30 @@ def site_users(sites: Iterable[Site]) -> dict[str, str]:
     return users
 
 
-def site_secret_keys(site: Site, available: Iterable[str]) -> tuple[str, ...]:
-    """The secrets a site reads: an impots site its Flask key, its own database's password, Redis's and
-    SMTP's (when the host has them); the date/time example none."""
+def site_secret_key(site_name: str, key: str) -> str:
+    """The deploy store's key of a secret that each site has its own of (``secret_key@<site>``)."""
+    return f"{key}@{site_name}"
+
+
+def redis_key_prefix(site_name: str) -> str:
+    """The Redis keys a site may use (its ACL user's pattern is this prefix and ``*``)."""
+    return f"impots:{site_name}:"
+
+
+def site_secret_keys(site: Site, available: Iterable[str]) -> dict[str, str]:
+    """The secrets a site reads, as key in its own file -> key in the deploy's store: an impots site
+    its own Flask key and Redis password (``<key>@<site>``: no site can sign or read another's
+    sessions), its database's password and SMTP's (when the host has them); the date/time example none."""
     if site.kind != "impots":
-        return ()
-    wanted = ("secret_key", f"{site.dbms}_password", "redis_password", "smtp_password")
+        return {}
+    wanted = {
+        "secret_key": site_secret_key(site.name, "secret_key"),
+        f"{site.dbms}_password": f"{site.dbms}_password",
+        "redis_password": site_secret_key(site.name, "redis_password"),
+        "smtp_password": "smtp_password",
+    }
     present = set(available)
-    return tuple(key for key in wanted if key in present)
+    return {key: source for key, source in wanted.items() if source in present}
 
 
 @dataclass(frozen=True)
@@ -69,7 +88,9 @@ class SiteInstance:
     secrets_file: str
     logs: str
     app_paths: AppPaths  # the same places as the app sees them (through the app link): impots.json's paths
-    secret_keys: tuple[str, ...]
+    secret_keys: dict[str, str]  # key in the site's secrets.json -> key in the deploy's store
+    redis_user: str | None  # its Redis ACL user (its system user's name) when it has its own password
+    redis_key_prefix: str
 
     @property
     def app_instance(self) -> str:
@@ -86,6 +107,7 @@ def site_instances(
     result = []
     for site in sites:
         folder, seen = f"{instance_dir}/{site.name}", f"{paths.instance}/{site.name}"
+        secret_keys = site_secret_keys(site, keys)
         app_view = replace(
             paths,
             instance=seen,
@@ -103,7 +125,9 @@ def site_instances(
                 secrets_file=f"{folder}/secrets.json",
                 logs=f"{folder}/logs",
                 app_paths=app_view,
-                secret_keys=site_secret_keys(site, keys),
+                secret_keys=secret_keys,
+                redis_user=users[site.name] if "redis_password" in secret_keys else None,
+                redis_key_prefix=redis_key_prefix(site.name),
             )
         )
     return tuple(result)

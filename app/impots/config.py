@@ -6,7 +6,10 @@
 - ``dbms``: ``"mysql"`` or ``"pgres"`` (the argument);
 - ``instance_path``: the absolute instance folder (see :func:`instance_path`);
 - ``prefix_url`` (str, ``""`` or ``/x[/y]``), ``with_csrftoken`` (bool), ``with_redissession`` (bool);
-- ``redis``: ``{"host", "port", "db"}``;
+- ``redis``: ``{"host", "port", "db", "user", "key_prefix"}``: ``user`` the Redis ACL user to log in as
+  (None: the default user, the course's behaviour), ``key_prefix`` the start of every key the app
+  writes (``{dbms}`` replaced; default ``impots:{dbms}:``, sessions under ``<prefix>session:``, login
+  counters under ``<prefix>throttle:``);
 - ``databases``: ``{"mysql": {...}, "pgres": {...}}`` each ``{"host", "port", "database", "user"}``;
 - ``db``: the chosen DBMS's entry plus ``"password"`` (from secrets; may be None): the mapping that
   ``impots.db.dao.load_admin_data`` and ``impots.db.seed.ensure_schema`` take;
@@ -53,7 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "prefix_url": "/do",
     "with_csrftoken": False,
     "with_redissession": True,
-    "redis": {"host": "127.0.0.1", "port": 6379, "db": 0},
+    "redis": {"host": "127.0.0.1", "port": 6379, "db": 0, "user": None, "key_prefix": "impots:{dbms}:"},
     "databases": {
         "mysql": {"host": "127.0.0.1", "port": 3306, "database": "dbimpots-2019", "user": "admimpots"},
         "pgres": {"host": "127.0.0.1", "port": 5432, "database": "dbimpots-2019", "user": "admimpots"},
@@ -87,6 +90,11 @@ DEFAULTS: dict[str, Any] = {
 
 # One or two path segments; "." and ".." are refused: browsers and proxies resolve them away.
 _PREFIX_URL = re.compile(r"(/(?!\.\.?(?:/|$))[A-Za-z0-9._~-]+){1,2}")
+# Redis ACL user names as the provisioning makes them (a site's system user); no space, no control.
+_REDIS_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# Words separated by ":", ending in ":": a literal prefix (no glob character) that an ACL key pattern
+# "<prefix>*" can allow; "{dbms}" stands for the site's DBMS.
+_REDIS_KEY_PREFIX = re.compile(r"([A-Za-z0-9_.-]|\{dbms\})+(:([A-Za-z0-9_.-]|\{dbms\})+)*:")
 # Permission bits a secrets file may have: owner read/write, group read (0640).
 _SECRETS_ALLOWED_MODE = 0o640
 # Below this, an ordinary login or tax form would be refused.
@@ -154,6 +162,7 @@ def load_config(dbms: str, overrides: Mapping[str, Any] | None = None) -> dict[s
     config["instance_path"] = folder
     config["secrets_file"] = secrets_file
     config["log_file"] = _resolve(folder, config["log_file"].replace("{dbms}", dbms))
+    config["redis"]["key_prefix"] = config["redis"]["key_prefix"].replace("{dbms}", dbms)
     config["db"] = {**config["databases"][dbms], "password": config[f"{dbms}_password"]}
     return config
 
@@ -266,6 +275,16 @@ _NESTED_FIELDS: dict[str, dict[str, tuple[Check, str]]] = {
         "host": (_is_text, "a host name"),
         "port": (_is_port, "a port number (1-65535)"),
         "db": (lambda value: _is_int(value) and value >= 0, "a database number >= 0"),
+        "user": (
+            lambda value: (
+                value is None or (isinstance(value, str) and _REDIS_USER.fullmatch(value) is not None)
+            ),
+            "a Redis user name (letters, digits, '_', '.', '-') or null",
+        ),
+        "key_prefix": (
+            lambda value: isinstance(value, str) and _REDIS_KEY_PREFIX.fullmatch(value) is not None,
+            'words separated by ":" and ending in ":" (e.g. "impots:{dbms}:")',
+        ),
     },
     "admin_mail": {
         "smtp_server": (_is_text, "a host name"),

@@ -100,7 +100,9 @@ def deploy_linux(settings: Settings) -> None:
     _selinux(plan, target["selinux"])
     _databases(plan, release)
     if redis := redis_arguments(plan, init):
-        redis_secured(name="Redis: the app's password, loopback, memory limit", **redis)
+        redis_secured(
+            name="Redis: passwords (the deploy's, one ACL user per site), loopback, memory limit", **redis
+        )
     _apache(plan, files[1])
     hosts_block(name="Hosts file block", address=settings.hosts_address, names=list(plan.hosts_names))
     app_release_switched(
@@ -175,7 +177,7 @@ def _app(plan: HostPlan, files: list[dict], artifact: AppArtifact) -> None:
         path=plan.secrets.path,
         group=site_layout.STORE_GROUP,
         given=plan.secrets.given,
-        generate=list(plan.secrets.generate),
+        generate=[*plan.secrets.generate, *plan.secrets.per_site],
         upload_dir=paths.state_dir,
     )
     site_secrets(

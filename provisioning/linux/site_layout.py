@@ -6,8 +6,10 @@ of one folder per site, and the deploy's secrets store inside it is root's only.
 
 from __future__ import annotations
 
+import json
+
 from provisioning.plan import Access, Folder, HostPlan
-from provisioning.settings import instance_config_json
+from provisioning.settings import instance_config
 from provisioning.site_users import SiteInstance, site_instances
 
 STORE_GROUP = "root"  # the deploy's secrets store: root only, sites get their own copies
@@ -15,7 +17,7 @@ STORE_GROUP = "root"  # the deploy's secrets store: root only, sites get their o
 
 def plan_site_instances(plan: HostPlan) -> tuple[SiteInstance, ...]:
     """Each site's user and instance (refuses two sites that would share a user: ``SettingsError``)."""
-    keys = (*plan.secrets.given, *plan.secrets.generate)
+    keys = (*plan.secrets.given, *plan.secrets.generate, *plan.secrets.per_site)
     return site_instances(plan.settings.sites, plan.paths.instance_dir, plan.paths, keys)
 
 
@@ -36,12 +38,25 @@ def instance_folders(plan: HostPlan, instances: tuple[SiteInstance, ...], owners
     return folders
 
 
+def site_config(plan: HostPlan, instance: SiteInstance) -> str:
+    """A site's ``impots.json``: the host's, with its own paths and, where it has its own Redis user,
+    that user and the key prefix its ACL allows."""
+    config = instance_config(plan.settings, instance.app_paths)
+    if instance.redis_user:
+        config["redis"] = {
+            **config["redis"],
+            "user": instance.redis_user,
+            "key_prefix": instance.redis_key_prefix,
+        }
+    return json.dumps(config, indent=2, ensure_ascii=False) + "\n"
+
+
 def instance_config_files(plan: HostPlan, instances: tuple[SiteInstance, ...]) -> list[dict]:
     """Each impots site's ``impots.json``, naming its own secrets file and logs (0640 root:<site>)."""
     return [
         {
             "path": instance.config_file,
-            "content": instance_config_json(plan.settings, instance.app_paths),
+            "content": site_config(plan, instance),
             "user": "root",
             "group": instance.user,
             "mode": "640",
@@ -53,8 +68,22 @@ def instance_config_files(plan: HostPlan, instances: tuple[SiteInstance, ...]) -
 
 def site_secrets_arguments(instances: tuple[SiteInstance, ...]) -> list[dict]:
     return [
-        {"path": instance.secrets_file, "group": instance.user, "keys": list(instance.secret_keys)}
+        {"path": instance.secrets_file, "group": instance.user, "keys": dict(instance.secret_keys)}
         for instance in instances
+    ]
+
+
+def redis_users(plan: HostPlan) -> list[dict]:
+    """One Redis ACL user per site that has its own Redis password: its name, the store's key of its
+    password and its key prefix (``redis_config`` on the target)."""
+    return [
+        {
+            "user": instance.redis_user,
+            "secret": instance.secret_keys["redis_password"],
+            "key_prefix": instance.redis_key_prefix,
+        }
+        for instance in plan_site_instances(plan)
+        if instance.redis_user
     ]
 
 

@@ -1,9 +1,13 @@
-"""Redis with the app's password: our configuration file, its ``include`` line, a restart only on change.
+"""Redis with the deploy's password and one ACL user per site: our configuration file, its ``include``
+line, a restart only on change.
 
-The password is read here from the app's secrets file (``redis_password``) and written into a file of
-mode 0640 root:<redis group>, which the distribution's ``redis.conf`` includes as its last directive (the
-last value of a directive wins in Redis). It never appears on a command line or in the helper's output:
-``status`` reports booleans, ``apply`` one line naming what it did.
+The passwords are read here from the deploy's store (``redis_password`` for the default user, the
+deploy's and the admin's; one key per site for its own user) and written as SHA-256 (``#<hex>``, see
+``redis_acl``) into a file of mode 0640 root:<redis group>, which the distribution's ``redis.conf``
+includes as its last directive (the last value of a directive wins in Redis). No password appears on a
+command line, in the file or in the helper's output: ``status`` reports booleans, ``apply`` one line
+naming what it did. A Redis without ACL users (before 6.0) is refused before anything is written: the
+sites would have to share one password, and each could read and forge the other's sessions.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import tempfile
 import time
 
 from .errors import RemoteError
-from .secrets_file import required_secret
+from .redis_acl import ACL_VERSION, default_user_line, server_version, site_user_line, version_text
+from .secrets_file import read_secrets
 
 SECRET_KEY = "redis_password"
 PROBE_TIMEOUT = 1.0
@@ -30,23 +35,26 @@ class RedisConfigError(RemoteError):
     """Redis' configuration could not be written, or Redis did not come back with it."""
 
 
-def _quoted(value: str) -> str:
-    """A Redis configuration string: double-quoted, with the escapes Redis' own parser reads."""
-    escaped = {"\\": "\\\\", '"': '\\"'}
-    return '"' + "".join(escaped.get(c, c if c.isprintable() else f"\\x{ord(c):02x}") for c in value) + '"'
-
-
-def wanted_text(password: str, maxmemory_mb: int, policy: str) -> str:
+def wanted_text(
+    password: str,
+    maxmemory_mb: int,
+    policy: str,
+    users: list[tuple[str, str, str]],
+    version: tuple[int, int, int],
+) -> str:
+    """Our file: ``users`` are (name, password, key prefix) of the sites' ACL users."""
     # Plain 127.0.0.1: the optional "-::1" of Debian's redis.conf needs Redis 7 (Ubuntu 22.04 has 6.0,
-    # RHEL 8/9 5.0/6.2), and the app connects to 127.0.0.1 only.
-    return (
-        "# Managed by impots-provisioning (provisioning/remote/redis_config.py): do not edit.\n"
-        "bind 127.0.0.1\n"
-        "protected-mode yes\n"
-        f"requirepass {_quoted(password)}\n"
-        f"maxmemory {int(maxmemory_mb)}mb\n"
-        f"maxmemory-policy {policy}\n"
-    )
+    # RHEL 9 6.2), and the app connects to 127.0.0.1 only.
+    lines = [
+        "# Managed by impots-provisioning (provisioning/remote/redis_config.py): do not edit.",
+        "bind 127.0.0.1",
+        "protected-mode yes",
+        f"maxmemory {int(maxmemory_mb)}mb",
+        f"maxmemory-policy {policy}",
+        default_user_line(password, version),
+        *(site_user_line(name, secret, prefix) for name, secret, prefix in users),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _digest(data: bytes) -> str:
@@ -104,9 +112,9 @@ def _send(connection: socket.socket, *words: str) -> str:
     return answer.decode(errors="replace").strip()
 
 
-def probe(port: int, password: str | None) -> str:
-    """``ours`` (asks for a password and takes ours), ``open`` (no password asked), ``other`` (another
-    password), ``loading`` or ``down``."""
+def probe(port: int, password: str | None, user: str | None = None) -> str:
+    """``ours`` (asks for a password and takes ours, as ``user`` when given), ``open`` (no password
+    asked), ``other`` (another password, or no such user), ``loading`` or ``down``."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT) as connection:
             answer = _send(connection, "PING")
@@ -116,34 +124,69 @@ def probe(port: int, password: str | None) -> str:
                 return "open"
             if not answer.startswith("-NOAUTH") or not password:
                 return "other"
-            return "ours" if _send(connection, "AUTH", password) == "+OK" else "other"
+            login = ("AUTH", user, password) if user else ("AUTH", password)
+            return "ours" if _send(connection, *login) == "+OK" else "other"
     except OSError:
         return "down"
 
 
+def _users_probe(port: int, users: list[tuple[str, str, str]]) -> str:
+    """``ours`` when every site's user logs in with its password, else the first other answer."""
+    states = (probe(port, secret, name) for name, secret, _ in users)
+    return next((state for state in states if state != "ours"), "ours")
+
+
+def _site_users(secrets: str, users: list[dict]) -> list[tuple[str, str, str]] | None:
+    """(name, password, key prefix) of each site's user from the store; None when one has no password."""
+    values = read_secrets(secrets)
+    found = [(user["user"], values.get(user["secret"]), user["key_prefix"]) for user in users]
+    return None if any(not secret for _, secret, _ in found) else found  # type: ignore[return-value]
+
+
+def _version_refused(users: list[dict], version: tuple[int, int, int] | None) -> str | None:
+    if not users or (version is not None and version >= ACL_VERSION):
+        return None
+    return (
+        f"Redis {version_text(version)} on this host has no ACL users (they need Redis 6.0 or later): "
+        "each site would share one password and could read and forge the other sites' sessions; "
+        "install Redis 6 or later (RHEL 8: dnf module enable redis:6)"
+    )
+
+
 def status(
-    path: str, secrets: str, main_configs: list[str], port: int, maxmemory_mb: int, policy: str
+    path: str,
+    secrets: str,
+    main_configs: list[str],
+    port: int,
+    maxmemory_mb: int,
+    policy: str,
+    users: list[dict] | None = None,
 ) -> dict:
-    """Booleans only: is our file current (by digest), is it included last, does Redis take the password."""
-    password = _secret(secrets)
+    """Booleans only: is our file current (by digest), is it included last, does Redis take the
+    passwords (``server``: the default user's, ``users``: every site's); ``refused``: why this Redis
+    cannot be configured (no ACL), or None."""
+    users = list(users or [])
+    password, sites = _secret(secrets), _site_users(secrets, users)
+    version = server_version()
     main = main_config(main_configs)
-    current = password is not None and _file_digest(path) == _digest(
-        wanted_text(password, maxmemory_mb, policy).encode()
+    known = password is not None and sites is not None and version is not None
+    current = known and _file_digest(path) == _digest(
+        wanted_text(password, maxmemory_mb, policy, sites, version).encode()  # type: ignore[arg-type]
     )
     return {
-        "password": password is not None,
+        "password": password is not None and sites is not None,
         "file": current,
         "access": _access(path),
         "included": bool(main) and _included_last(_read_lines(main), path),
         "server": probe(port, password),
+        "users": _users_probe(port, sites) if sites else ("ours" if not users else "other"),
+        "refused": _version_refused(users, version) if version is not None else None,
     }
 
 
 def _secret(secrets: str) -> str | None:
-    try:
-        return required_secret(secrets, SECRET_KEY)
-    except RemoteError:
-        return None
+    value = read_secrets(secrets).get(SECRET_KEY)
+    return str(value) if value else None
 
 
 def _write_file(path: str, text: str, gid: int) -> None:
@@ -180,20 +223,47 @@ def _relabel(*paths: str) -> None:
         subprocess.run(["restorecon", *paths], capture_output=True, check=False)
 
 
-def _restart(command: list[str], port: int, password: str) -> None:
+def _restart(command: list[str], port: int, password: str, users: list[tuple[str, str, str]]) -> None:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RedisConfigError(
             f"{' '.join(command)} failed (exit {result.returncode})", result.stdout + result.stderr
         )
     deadline = time.monotonic() + START_TIMEOUT
-    while (state := probe(port, password)) != "ours":
+    while (state := probe(port, password)) != "ours" or (state := _users_probe(port, users)) != "ours":
         if time.monotonic() > deadline:
             raise RedisConfigError(
-                f"Redis on 127.0.0.1:{port} does not take the app's password after {' '.join(command)} "
-                f"(it answers: {state}); see the Redis log"
+                f"Redis on 127.0.0.1:{port} does not take the deploy's and the sites' passwords after "
+                f"{' '.join(command)} (it answers: {state}); see the Redis log"
             )
         time.sleep(0.2)
+
+
+def _checked_inputs(
+    secrets: str, main_configs: list[str], group: str, users: list[dict]
+) -> tuple[str, list[tuple[str, str, str]], tuple[int, int, int], str, int]:
+    """Everything ``apply`` needs, or a ``RemoteError`` naming what is missing, before any change."""
+    version = server_version()
+    refused = _version_refused(users, version)
+    if refused:
+        raise RedisConfigError(refused)
+    if version is None:
+        raise RedisConfigError("no redis-server on this host")
+    password = _secret(secrets)
+    sites = _site_users(secrets, users)
+    if password is None or sites is None:
+        missing = [SECRET_KEY] if password is None else []
+        values = read_secrets(secrets)
+        missing += [user["secret"] for user in users if not values.get(user["secret"])]
+        raise RedisConfigError(f"{secrets} has no {', '.join(missing)}")
+    main = main_config(main_configs)
+    if main is None:
+        raise RedisConfigError(f"no Redis configuration file at {' or '.join(main_configs)}")
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise RedisConfigError(f"no group {group!r} on this host to own our Redis file") from None
+    return password, sites, version, main, gid
 
 
 def apply(
@@ -205,31 +275,30 @@ def apply(
     maxmemory_mb: int,
     policy: str,
     restart: list[str],
+    users: list[dict] | None = None,
 ) -> str:
     """Write our file and its include line where they differ; restart Redis when either changed or the
-    running server does not take the password yet (an interrupted run)."""
-    password = required_secret(secrets, SECRET_KEY)
-    main = main_config(main_configs)
-    if main is None:
-        raise RedisConfigError(f"no Redis configuration file at {' or '.join(main_configs)}")
-    try:
-        gid = grp.getgrnam(group).gr_gid
-    except KeyError:
-        raise RedisConfigError(f"no group {group!r} on this host to own {path}") from None
-    text = wanted_text(password, maxmemory_mb, policy)
+    running server does not take the passwords yet (an interrupted run). ``users``: one
+    ``{"user", "secret", "key_prefix"}`` per site (``secret``: the store's key of its password)."""
+    users = list(users or [])
+    password, sites, version, main, gid = _checked_inputs(secrets, main_configs, group, users)
+    text = wanted_text(password, maxmemory_mb, policy, sites, version)
     done = []
-    if _file_digest(path) != _digest(text.encode()) or _access(path) != f"root:{group}:640":
-        content_changed = _file_digest(path) != _digest(text.encode())
+    content_changed = _file_digest(path) != _digest(text.encode())
+    if content_changed or _access(path) != f"root:{group}:640":
         _write_file(path, text, gid)
         done.append(f"{path} written" if content_changed else f"{path} owner and mode set")
-    else:
-        content_changed = False
     include_changed = not _included_last(_read_lines(main), path)
     if include_changed:
         _include_last(main, path)
         done.append(f"{main} includes it")
     _relabel(path, main)
-    if content_changed or include_changed or probe(port, password) != "ours":
-        _restart(restart, port, password)
+    if (
+        content_changed
+        or include_changed
+        or probe(port, password) != "ours"
+        or _users_probe(port, sites) != "ours"
+    ):
+        _restart(restart, port, password, sites)
         done.append("Redis restarted")
     return "; ".join(done) or "Redis already configured"

@@ -73,12 +73,13 @@ def merge(
     generate: list[str],
     given_file: str | None = None,
     source: str | None = None,
-    keys: list[str] | None = None,
+    keys: dict[str, str] | list[str] | None = None,
 ) -> str:
     """Write ``path`` with the given values (read from ``given_file``, then deleted) over the current
     ones, and a new random value for each key of ``generate`` that has none; 0640 root:``group``.
     With ``source``: ``path`` becomes exactly the ``keys`` of that file (a site's own secrets, copied
-    from the deploy's store; a key the store lacks is an error, never an empty value)."""
+    from the deploy's store, ``keys`` mapping the site file's key to the store's; a key the store lacks
+    is an error, never an empty value)."""
     try:
         gid = grp.getgrnam(group).gr_gid
     except KeyError:
@@ -96,12 +97,13 @@ def merge(
     return _write(path, gid, current, merged)
 
 
-def _subset(source: str, keys: list[str]) -> dict[str, str]:
+def _subset(source: str, keys: dict[str, str] | list[str]) -> dict[str, str]:
+    names = keys if isinstance(keys, dict) else {key: key for key in keys}
     values = read_secrets(source)
-    missing = [key for key in keys if not values.get(key)]
+    missing = [name for name in names.values() if not values.get(name)]
     if missing:
         raise SecretsError(f"{source} has no {', '.join(missing)}")
-    return {key: values[key] for key in keys}
+    return {key: values[name] for key, name in names.items()}
 
 
 def _write(path: str, gid: int, current: dict, merged: dict) -> str:

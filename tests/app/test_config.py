@@ -45,7 +45,13 @@ def test_defaults_without_any_file(folder: Path) -> None:
     config = load_config("pgres")
     assert config["prefix_url"] == "/do"
     assert config["with_csrftoken"] is False and config["with_redissession"] is True
-    assert config["redis"] == {"host": "127.0.0.1", "port": 6379, "db": 0}
+    assert config["redis"] == {
+        "host": "127.0.0.1",
+        "port": 6379,
+        "db": 0,
+        "user": None,  # the default user: the course's behaviour
+        "key_prefix": "impots:pgres:",
+    }
     assert config["db"] == {
         "host": "127.0.0.1",
         "port": 5432,

@@ -29,9 +29,15 @@ ROOT = Path("/opt/impots")
 INSTANCE = ROOT / "instance"
 STORE = INSTANCE / "secrets.json"
 SITES = (*IMPOTS_SITES, "date-time-server")
+# Key in the site's own secrets.json -> key in the deploy's store: the Flask key and the Redis password
+# are the site's own (a site can neither sign nor read another's sessions).
 SITE_KEYS = {
-    "flask-impots-withmysql": {"secret_key", "mysql_password", "redis_password"},
-    "flask-impots-withpgres": {"secret_key", "pgres_password", "redis_password"},
+    site: {
+        "secret_key": f"secret_key@{site}",
+        f"{dbms}_password": f"{dbms}_password",
+        "redis_password": f"redis_password@{site}",
+    }
+    for site, dbms in (("flask-impots-withmysql", "mysql"), ("flask-impots-withpgres", "pgres"))
 }
 
 
@@ -93,8 +99,11 @@ def test_each_site_holds_only_the_secrets_it_uses(deployed) -> None:
     store = json.loads(STORE.read_text())
     for site, keys in SITE_KEYS.items():
         own = json.loads((INSTANCE / site / "secrets.json").read_text())
-        assert own == {key: store[key] for key in keys}, f"{site}: {sorted(own)}"
+        assert own == {key: store[source] for key, source in keys.items()}, f"{site}: {sorted(own)}"
     assert not (INSTANCE / "date-time-server" / "secrets.json").exists()
+    mysql, pgres = (json.loads((INSTANCE / site / "secrets.json").read_text()) for site in SITE_KEYS)
+    assert mysql["secret_key"] != pgres["secret_key"] and mysql["redis_password"] != pgres["redis_password"]
+    assert store["redis_password"] not in (mysql["redis_password"], pgres["redis_password"]), "the admin's"
 
 
 @pytest.mark.parametrize("site", IMPOTS_SITES)
@@ -119,6 +128,9 @@ def make_layout_before_site_users() -> None:
     settings = default_settings()
     shared = INSTANCE / "impots.json"
     shared.write_text(instance_config_json(settings, default_paths()))
+    # That layout's store held the shared keys only (the app there reads it, and refuses unknown keys).
+    store = json.loads(STORE.read_text())
+    STORE.write_text(json.dumps({key: value for key, value in store.items() if "@" not in key}))
     for path, mode in ((shared, 0o640), (STORE, 0o640), (INSTANCE, 0o750)):
         shutil.chown(path, "root", "www-data")
         path.chmod(mode)
@@ -145,7 +157,10 @@ def test_upgrade_from_the_shared_instance_keeps_every_value(https: requests.Sess
     run = run_deploy(DEFAULT_INVENTORY)
 
     run.check_ok()
-    assert json.loads(STORE.read_text()) == before, "the upgrade changed or lost a kept secret"
+    after = json.loads(STORE.read_text())
+    kept = [key for key in before if "@" not in key]
+    assert {key: after[key] for key in kept} == {key: before[key] for key in kept}, "a kept secret changed"
+    assert set(after) == set(before), "a site's own Flask key or Redis password is missing"
     for shared in (STORE, INSTANCE / "impots.json", INSTANCE / "logs"):
         assert not can_read("www-data", shared), f"www-data still reads {shared}"
     for site in IMPOTS_SITES:

@@ -38,6 +38,13 @@ subprocess.run(["redis-server", conf], check=True)
 """
 
 
+SITES = ("a", "b")
+USERS = [
+    {"user": f"impots-{site}", "secret": f"redis_password@{site}", "key_prefix": f"impots:{site}:"}
+    for site in SITES
+]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -61,7 +68,14 @@ class StandIn:
         return redis.Redis(port=self.port, password=password, socket_connect_timeout=2)
 
     def set_password(self, password: str) -> None:
-        self.secrets.write_text(json.dumps({"secret_key": "k" * 32, "redis_password": password}))
+        values = {"secret_key": "k" * 32, "redis_password": password}
+        values.update({f"redis_password@{site}": f"{site}-" + os.urandom(12).hex() for site in SITES})
+        self.secrets.write_text(json.dumps(values))
+
+    def site(self, site: str) -> redis.Redis:
+        """A client logged in as the site's own ACL user, with its password from the store."""
+        secret = json.loads(self.secrets.read_text())[f"redis_password@{site}"]
+        return redis.Redis(port=self.port, username=f"impots-{site}", password=secret, driver_info=None)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +132,7 @@ def run(command: StringCommand, check: bool = True) -> subprocess.CompletedProce
 
 def status(pyz: str, s: StandIn) -> dict:
     call = remote_call.redis_status(
-        pyz, str(s.ours), str(s.secrets), [str(s.main)], s.port, 64, "volatile-lru"
+        pyz, str(s.ours), str(s.secrets), [str(s.main)], s.port, 64, "volatile-lru", USERS
     )
     return json.loads(run(call).stdout)
 
@@ -126,7 +140,7 @@ def status(pyz: str, s: StandIn) -> dict:
 def apply(pyz: str, s: StandIn, check: bool = True) -> subprocess.CompletedProcess[str]:
     call = remote_call.redis_apply(
         pyz, str(s.ours), str(s.secrets), "redis", ["/nonexistent/redis.conf", str(s.main)], s.port,
-        64, "volatile-lru", s.restart,
+        64, "volatile-lru", s.restart, USERS,
     )  # fmt: skip
     return run(call, check=check)
 
@@ -137,7 +151,15 @@ def password(s: StandIn) -> str:
 
 def test_apply_sets_the_password_and_limits_then_changes_nothing(pyz: str, stand_in: StandIn) -> None:
     before = status(pyz, stand_in)
-    assert before == {"password": True, "file": False, "access": None, "included": False, "server": "open"}
+    assert before == {
+        "password": True,
+        "file": False,
+        "access": None,
+        "included": False,
+        "server": "open",
+        "users": "open",
+        "refused": None,
+    }
     pid = stand_in.pid
 
     result = apply(pyz, stand_in)
@@ -150,8 +172,14 @@ def test_apply_sets_the_password_and_limits_then_changes_nothing(pyz: str, stand
         "access": "root:redis:640",
         "included": True,
         "server": "ours",
+        "users": "ours",
+        "refused": None,
     }
     info = stand_in.ours.stat()
+    text = stand_in.ours.read_text()
+    for secret in json.loads(stand_in.secrets.read_text()).values():
+        assert secret not in text, "a password in clear in Redis' configuration"
+    assert text.count(" #") == 3, "the default user's and each site's password, as SHA-256"
     assert stat.S_IMODE(info.st_mode) == 0o640 and info.st_uid == 0
     assert stat.S_IMODE(stand_in.main.stat().st_mode) == 0o640, "the main file's mode must be kept"
 
@@ -191,10 +219,10 @@ def test_an_include_no_longer_last_is_moved_to_the_end(pyz: str, stand_in: Stand
 def test_a_restarted_redis_without_our_settings_is_restarted(pyz: str, stand_in: StandIn) -> None:
     """An interrupted run: the files are right but the running Redis never read them."""
     apply(pyz, stand_in)
-    stand_in.client(password(stand_in)).config_set("requirepass", "")
-    assert status(pyz, stand_in)["server"] == "open"
+    stand_in.client(password(stand_in)).acl_deluser("impots-b")
+    assert status(pyz, stand_in)["users"] == "other"
     assert "Redis restarted" in apply(pyz, stand_in).stdout
-    assert status(pyz, stand_in)["server"] == "ours"
+    assert status(pyz, stand_in)["users"] == "ours" and stand_in.site("b").ping()
 
 
 def test_without_the_secret_nothing_is_written(pyz: str, stand_in: StandIn) -> None:
@@ -203,3 +231,46 @@ def test_without_the_secret_nothing_is_written(pyz: str, stand_in: StandIn) -> N
     result = apply(pyz, stand_in, check=False)
     assert result.returncode == 1 and "has no redis_password" in result.stderr
     assert not stand_in.ours.exists() and "include" not in stand_in.main.read_text().replace("# include", "")
+
+
+def test_each_site_user_reaches_only_its_own_keys(pyz: str, stand_in: StandIn) -> None:
+    apply(pyz, stand_in)
+    a, b = stand_in.site("a"), stand_in.site("b")
+    assert a.set("impots:a:session:1", "x", ex=60) and a.get("impots:a:session:1") == b"x"
+    assert b.set("impots:b:session:1", "y", ex=60)
+    for denied in (
+        lambda: a.get("impots:b:session:1"),
+        lambda: a.set("impots:b:session:1", "forged"),
+        lambda: a.delete("impots:b:session:1"),
+        lambda: a.keys("*"),
+        lambda: a.flushall(),
+        lambda: a.config_get("requirepass"),
+        lambda: a.acl_list(),
+        lambda: a.eval("return redis.call('GET', KEYS[1])", 1, "impots:b:session:1"),
+    ):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            denied()
+    assert stand_in.client(password(stand_in)).get("impots:b:session:1") == b"y"
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=stand_in.port, username="impots-a", password=password(stand_in)).ping()
+
+
+def test_a_new_site_password_rewrites_the_file_and_restarts(pyz: str, stand_in: StandIn) -> None:
+    apply(pyz, stand_in)
+    values = json.loads(stand_in.secrets.read_text())
+    stand_in.secrets.write_text(json.dumps({**values, "redis_password@a": "new-" + os.urandom(8).hex()}))
+    assert status(pyz, stand_in)["file"] is False
+    assert "Redis restarted" in apply(pyz, stand_in).stdout
+    assert stand_in.site("a").ping() and status(pyz, stand_in)["users"] == "ours"
+
+
+def test_a_site_without_its_password_in_the_store_stops_before_any_change(
+    pyz: str, stand_in: StandIn
+) -> None:
+    values = json.loads(stand_in.secrets.read_text())
+    del values["redis_password@b"]
+    stand_in.secrets.write_text(json.dumps(values))
+    assert status(pyz, stand_in)["password"] is False
+    result = apply(pyz, stand_in, check=False)
+    assert result.returncode == 1 and "has no redis_password@b" in result.stderr
+    assert not stand_in.ours.exists()

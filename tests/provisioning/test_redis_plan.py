@@ -3,6 +3,7 @@ the backend sets it on the server, the Linux operation's arguments per platform,
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -59,8 +60,22 @@ def test_debian_arguments_restart_through_the_init_script() -> None:
         "maxmemory_mb": 128,
         "policy": "volatile-lru",
         "restart": ["service", "redis-server", "restart"],
+        "users": [
+            {
+                "user": "impots-flask-impots-withmysql",
+                "secret": "redis_password@flask-impots-withmysql",
+                "key_prefix": "impots:flask-impots-withmysql:",
+            },
+            {
+                "user": "impots-flask-impots-withpgres",
+                "secret": "redis_password@flask-impots-withpgres",
+                "key_prefix": "impots:flask-impots-withpgres:",
+            },
+        ],
     }
-    assert "redis_password" not in status_call(arguments).get_raw_value()
+    query = status_call(arguments).get_raw_value()
+    # Only the store's key names travel (the helper reads the values on the target), never a value.
+    assert "redis_password@flask-impots-withmysql" in query and '"redis_password"' not in query
 
 
 def test_rhel_arguments_cover_both_config_layouts_and_systemd() -> None:
@@ -74,3 +89,32 @@ def test_the_memory_limit_is_checked_before_anything_changes() -> None:
     assert plan(redis_maxmemory_mb="256").settings.redis_maxmemory_mb == 256  # --data key=value
     with pytest.raises(SettingsError, match="impots_redis_maxmemory_mb"):
         plan(redis_maxmemory_mb=8)
+
+
+def test_each_impots_site_gets_its_own_flask_key_and_redis_password_on_linux() -> None:
+    secrets = plan().secrets
+    for site in ("flask-impots-withmysql", "flask-impots-withpgres"):
+        assert {f"secret_key@{site}", f"redis_password@{site}"} <= set(secrets.per_site)
+    assert not any("date-time-server" in key for key in secrets.per_site), "the example reads no secret"
+    assert not any("@" in key for key in secrets.generate), "Windows shares generate: per-site keys apart"
+    # The default user's password stays: the deploy's probe and the admin use it, no site gets it.
+    assert "redis_password" in secrets.generate
+
+
+def test_a_given_flask_key_gives_each_site_a_different_derived_one() -> None:
+    secrets = plan(secret_key="given-" + "k" * 32).secrets
+    mysql, pgres = (
+        secrets.given["secret_key@flask-impots-withmysql"],
+        secrets.given["secret_key@flask-impots-withpgres"],
+    )
+    assert len({mysql, pgres, "given-" + "k" * 32}) == 3
+    assert plan(secret_key="given-" + "k" * 32).secrets.given["secret_key@flask-impots-withmysql"] == mysql
+    assert "secret_key@flask-impots-withmysql" not in secrets.per_site
+    assert "'***'" in repr(secrets.given) and mysql not in repr(secrets.given)
+
+
+def test_windows_keeps_one_shared_instance_without_per_site_secrets() -> None:
+    host = plan(platform=replace(DEBIAN, wsgi_daemon=False))
+    assert host.secrets.per_site == () and not any(
+        "@" in key for key in (*host.secrets.generate, *host.secrets.given)
+    )

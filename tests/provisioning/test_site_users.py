@@ -53,17 +53,17 @@ def test_two_sites_sharing_a_user_are_refused_by_name() -> None:
 def test_each_site_gets_only_its_own_secrets_and_folder() -> None:
     plan = linux_plan()
     instances = {i.site.name: i for i in site_layout.plan_site_instances(plan)}
-    assert instances["flask-impots-withmysql"].secret_keys == (
-        "secret_key",
-        "mysql_password",
-        "redis_password",
-    )
-    assert instances["flask-impots-withpgres"].secret_keys == (
-        "secret_key",
-        "pgres_password",
-        "redis_password",
-    )
-    assert instances["date-time-server"].secret_keys == ()
+    assert instances["flask-impots-withmysql"].secret_keys == {
+        "secret_key": "secret_key@flask-impots-withmysql",
+        "mysql_password": "mysql_password",
+        "redis_password": "redis_password@flask-impots-withmysql",
+    }
+    assert instances["flask-impots-withpgres"].secret_keys == {
+        "secret_key": "secret_key@flask-impots-withpgres",
+        "pgres_password": "pgres_password",
+        "redis_password": "redis_password@flask-impots-withpgres",
+    }
+    assert instances["date-time-server"].secret_keys == {}
     mysql = instances["flask-impots-withmysql"]
     assert mysql.folder == "/opt/impots/instance/flask-impots-withmysql"
     assert mysql.app_instance == "/opt/impots/app/instance/flask-impots-withmysql"
@@ -76,6 +76,9 @@ def test_each_site_gets_only_its_own_secrets_and_folder() -> None:
     content = json.loads(config["content"])
     assert content["secrets_file"] == "/opt/impots/app/instance/flask-impots-withmysql/secrets.json"
     assert content["log_file"] == "/opt/impots/app/instance/flask-impots-withmysql/logs/impots-{dbms}.log"
+    # Its own Redis ACL user (named as its system user) and the only keys that user may touch.
+    assert content["redis"]["user"] == "impots-flask-impots-withmysql"
+    assert content["redis"]["key_prefix"] == "impots:flask-impots-withmysql:"
 
 
 def test_folders_replace_the_shared_logs_with_one_per_site() -> None:

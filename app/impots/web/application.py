@@ -77,7 +77,10 @@ def _configure_sessions(app: Flask, dbms: str, config: Mapping[str, Any]) -> red
         host=config["redis"]["host"],
         port=config["redis"]["port"],
         db=config["redis"]["db"],
+        username=config["redis"]["user"],
         password=config.get("redis_password"),
+        # No CLIENT SETINFO on each connection: a site's ACL user may run only what the app needs.
+        driver_info=None,
         socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
         socket_timeout=REDIS_TIMEOUT_SECONDS,
         # One immediate retry covers a pooled connection that Redis closed (restart); redis-py's default
@@ -85,7 +88,10 @@ def _configure_sessions(app: Flask, dbms: str, config: Mapping[str, Any]) -> red
         retry=Retry(NoBackoff(), 1),
     )
     app.session_interface = ImpotsRedisSessionInterface(
-        app, client=client, key_prefix=f"impots:{dbms}:session:", on_save_error=on_session_save_error
+        app,
+        client=client,
+        key_prefix=f"{config['redis']['key_prefix']}session:",
+        on_save_error=on_session_save_error,
     )
     return client
 
@@ -111,7 +117,7 @@ def _login_throttle(
     return LoginThrottle(
         client,
         ThrottleSettings.from_config(config["login_throttle"]),
-        key_prefix=f"impots:{dbms}:throttle:",
+        key_prefix=f"{config['redis']['key_prefix']}throttle:",
         log=lambda line: app.extensions[EXTENSION_KEY].log_event(line),
         clock=time.time,
     )

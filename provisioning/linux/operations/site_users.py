@@ -63,7 +63,8 @@ def site_secrets(helper: str, store: str, sites: list[dict], given: dict[str, st
 
     + helper: target path of the helper zipapp
     + store: the deploy's secrets file (every key, root only)
-    + sites: dicts with ``path``, ``group`` and ``keys`` (a site without keys gets no file)
+    + sites: dicts with ``path``, ``group`` and ``keys`` (key in the site's file -> key in the store;
+      a site without keys gets no file)
     + given: key -> value from data or environment (the store is updated with them first)
     """
     kept = (cached_fact(HelperJson, call=remote_call.secrets_status(helper, store)) or {}).get("values") or {}
@@ -73,7 +74,7 @@ def site_secrets(helper: str, store: str, sites: list[dict], given: dict[str, st
         if not site["keys"]:
             continue
         found = cached_fact(HelperJson, call=remote_call.secrets_status(helper, site["path"])) or {}
-        expected = {key: wanted.get(key) for key in site["keys"]}
+        expected = {key: wanted.get(source) for key, source in site["keys"].items()}
         metadata = (found.get("user"), found.get("group"), found.get("mode"))
         if found.get("values") == expected and metadata == ("root", site["group"], "640"):
             continue
