@@ -53,18 +53,13 @@ def clean_environment(monkeypatch, controller_artifacts):
 
 
 def _deploy_harness() -> ModuleType:
-    """tests/deploy/deploy_harness.py (its private sshd), loaded by path: tests/deploy is not a package.
-    Registered under its own name, so tests/deploy's ``import deploy_harness`` finds the same module."""
-    if "deploy_harness" in sys.modules:
-        return sys.modules["deploy_harness"]
-    spec = importlib.util.spec_from_file_location(
-        "deploy_harness", HERE.parent / "deploy" / "deploy_harness.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["deploy_harness"] = module  # before running it: its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    """tests/deploy/deploy_harness.py (its private sshd). tests/deploy is not a package: its folder goes
+    on the path, as pytest puts it there for tests/deploy's own tests, so both import the same module
+    (and it finds its sibling impots_client)."""
+    deploy_tests = str(HERE.parent / "deploy")
+    if deploy_tests not in sys.path:
+        sys.path.insert(0, deploy_tests)
+    return importlib.import_module("deploy_harness")
 
 
 @dataclass
