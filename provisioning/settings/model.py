@@ -180,7 +180,7 @@ class Settings(BaseModel):
     with_csrftoken: Bool = False
     with_redissession: Bool = True
     max_request_bytes: integer(1024, 10 * 1024 * 1024) = 65536  # the app's limit; Apache's follows
-    redis_maxmemory_mb: integer(16, 65536) = 64  # Linux: Redis' memory limit (sessions, throttle counters)
+    redis_maxmemory_mb: integer(16, 65536) = 64  # Redis' memory limit (Linux; Laragon's Redis on Windows)
     daemon_processes: integer(1, 64) = 2
     daemon_threads: integer(1, 500) = 15
     mod_wsgi_version: one_of(*MOD_WSGI_VERSIONS) = MOD_WSGI_VERSIONS[0]
