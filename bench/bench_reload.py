@@ -108,9 +108,10 @@ def children_rss_mb() -> float:
 
 
 def kinds(failures: list[str]) -> dict[str, int]:
-    """Failures by kind: Apache's error page (502: the daemon socket was missing during the reload or
-    the daemon died mid-request, see the sites' error logs), else the client's exception (a keep-alive
-    connection closed under the request: RemoteDisconnected)."""
+    """Failures by kind: Apache's error page (503: the daemon socket was missing during the reload; 502:
+    the daemon refused or dropped the request; see the sites' error logs), else the client's exception
+    (a reset in the middle of an answer). A kept-alive connection closed before any answer is resent
+    once, as a browser does, and counted as ``resent``, not failed."""
     counts: dict[str, int] = {}
     for failure in failures:
         kind = re.sub(r"\(0x[0-9a-f]+>.*|object at 0x.*", "", failure)[:90]
@@ -150,8 +151,8 @@ def measure(option: str, reloads: int, gap: float) -> None:
         elif setup:
             switch_mpm("mpm_event")
     print(
-        f"{option:18} sent {load.sent:6}  failed {load.failed:3}  reloads {reloads:3}  "
-        f"{load.sent / seconds:6.1f} req/s  Apache RSS {memory:6.1f} MB  {kinds(load.failures)}",
+        f"{option:18} sent {load.sent:6}  failed {load.failed:3}  resent {load.resent:3}  "
+        f"reloads {reloads:3}  {load.sent / seconds:6.1f} req/s  Apache RSS {memory:6.1f} MB  {kinds(load.failures)}",
         flush=True,
     )
 
