@@ -152,7 +152,8 @@ def measure(option: str, reloads: int, gap: float) -> None:
             switch_mpm("mpm_event")
     print(
         f"{option:18} sent {load.sent:6}  failed {load.failed:3}  resent {load.resent:3}  "
-        f"reloads {reloads:3}  {load.sent / seconds:6.1f} req/s  Apache RSS {memory:6.1f} MB  {kinds(load.failures)}",
+        f"reloads {reloads:3}  {load.sent / seconds:6.1f} req/s  Apache RSS {memory:6.1f} MB  "
+        f"{kinds(load.failures)}",
         flush=True,
     )
 

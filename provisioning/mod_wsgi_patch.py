@@ -111,8 +111,64 @@ _WIPE_NEW = """\
 """
 
 
-def _fixes(source: str, connect: Replacement, add_daemon: str) -> tuple[Replacement, ...]:
-    """The ENOENT retry (``connect``) and the kept random number, in ``source``."""
+# Kept listener socket (fix 3), C shared by both versions: inserted before wsgi_cleanup_process. Only data
+# is kept in the process pool, no function of ours: Apache unloads and reloads the module on every restart.
+_KEPT_SOCKET = """\
+/* impots patch: with WSGISocketRotation Off, the parent makes the listener socket of a path once and
+ * keeps it open across restarts (in the process pool), as Apache keeps its own listeners: a connection
+ * an old child queued on it is accepted by the next generation's daemon instead of being reset when the
+ * old daemon exits, and the path never disappears. The configuration's cleanup closes and unlinks it
+ * only when the parent exits. */
+typedef struct {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+} wsgi_kept_socket_t;
+
+static int wsgi_kept_socket(WSGIProcessGroup *entry)
+{
+    apr_pool_t *keep = entry->server->process->pool;
+    wsgi_kept_socket_t *kept = NULL;
+    struct stat named;
+    char key[1024];
+
+    if (entry->socket_rotation)
+        return wsgi_setup_socket(entry);
+    /* The size in the key: a build with another layout never reads this one's data. */
+    apr_snprintf(key, sizeof(key), "mod_wsgi.kept_socket.%d.%s", (int)sizeof(*kept), entry->socket_path);
+    apr_pool_userdata_get((void **)&kept, key, keep);
+    if (kept && kept->fd != -1) {
+        /* Reused only while its path still names it: a build of mod_wsgi without this patch, loaded
+         * in between, unlinks and re-binds the path. */
+        if (stat(entry->socket_path, &named) == 0 && named.st_dev == kept->dev &&
+            named.st_ino == kept->ino)
+            return kept->fd;
+        close(kept->fd);
+        kept->fd = -1;
+    }
+    if (!kept) {
+        kept = (wsgi_kept_socket_t *)apr_pcalloc(keep, sizeof(*kept));
+        apr_pool_userdata_set(kept, apr_pstrdup(keep, key), apr_pool_cleanup_null, keep);
+    }
+    kept->fd = wsgi_setup_socket(entry);
+    if (kept->fd != -1 && stat(entry->socket_path, &named) == 0) {
+        kept->dev = named.st_dev;
+        kept->ino = named.st_ino;
+    }
+    return kept->fd;
+}
+
+static int wsgi_keeps_socket(WSGIProcessGroup *group)
+{
+    return !group->socket_rotation && ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_EXITING;
+}
+
+"""
+_CLEANUP = "static apr_status_t wsgi_cleanup_process(void *data)\n"
+
+
+def _fixes(source: str, connect: Replacement, add_daemon: str, cleanup_test: str) -> tuple[Replacement, ...]:
+    """The ENOENT retry (``connect``), the kept random number and the kept socket, in ``source``."""
     return (
         connect,
         Replacement(source, add_daemon, _KEPT_RANDOM + add_daemon),
@@ -122,6 +178,16 @@ def _fixes(source: str, connect: Replacement, add_daemon: str) -> tuple[Replacem
             "    entry->random = wsgi_kept_random(cmd->server, name, 0);\n",
         ),
         Replacement(source, _WIPE_OLD, _WIPE_NEW),
+        Replacement(source, _CLEANUP, _KEPT_SOCKET + _CLEANUP),
+        Replacement(
+            source,
+            "        entry->listener_fd = wsgi_setup_socket(entry);\n",
+            "        entry->listener_fd = wsgi_kept_socket(entry);\n",
+        ),
+        # The configuration's cleanup leaves a kept socket alone, unless the parent exits.
+        Replacement(
+            source, cleanup_test, cleanup_test.replace("!= -1", "!= -1 && !wsgi_keeps_socket(group)")
+        ),
     )
 
 
@@ -135,6 +201,7 @@ FIXES: dict[str, tuple[Replacement, ...]] = {
             f"if (APR_STATUS_IS_ECONNREFUSED(rv) || APR_STATUS_IS_EAGAIN(rv) || {_ENOENT})\n",
         ),
         "const char *wsgi_add_daemon_process(cmd_parms *cmd, void *mconfig,\n",
+        "    if (group->listener_fd != -1)\n",
     ),
     "5.0.2": _fixes(
         "src/server/mod_wsgi.c",
@@ -144,6 +211,7 @@ FIXES: dict[str, tuple[Replacement, ...]] = {
             f"if (APR_STATUS_IS_ECONNREFUSED(rv) || APR_STATUS_IS_EAGAIN(rv) || {_ENOENT}) {{\n",
         ),
         "static const char *wsgi_add_daemon_process(cmd_parms *cmd, void *mconfig,\n",
+        "    if (group->listener_fd != -1) {\n",
     ),
 }
 
