@@ -37,6 +37,7 @@ def test_every_text_found_once_is_replaced(tmp_path: Path, version: str) -> None
     patch.apply(source, version)
     texts = "".join(tree(source).values())
     assert "APR_STATUS_IS_ENOENT(rv)" in texts and "wsgi_kept_random(cmd->server, name, 0)" in texts
+    assert "entry->listener_fd = wsgi_kept_socket(entry);" in texts and "!wsgi_keeps_socket(group)" in texts
     assert f'MOD_WSGI_VERSION_STRING "{patch.patched_version(version)}"' in texts
     assert "    entry->random = random();\n" not in texts
 
