@@ -20,9 +20,9 @@ resident memory of Apache's children at the end (MB), and the failures by kind.
 Measured on the 2-core machine (2026-11-29, mpm_event, ``graceful``): mod_wsgi 6.1.1 unpatched lost
 11 of 5316 requests over 20 reloads (503, WSGI0117: daemon socket missing while the parent re-reads its
 configuration; earlier runs also had 502s, WSGI0034 token mismatch and WSGI0147 reset of a queued
-connection), 6 resent. Patched (provisioning/mod_wsgi_patch.py): 0 of 6058 over 40 reloads (9 resent),
-0 of 8213 over 40 (9 resent); 5.0.2 patched: 0 of 2793 over 20. ``worker-graceful`` (patch without the
-kept socket): 1 of 5475 over 30 (a WSGI0147 reset, since fixed by the kept socket), 4 resent.
+connection), 6 resent. Patched (provisioning/mod_wsgi_patch.py): 0 of 6058 over 40 reloads (9 resent;
+an earlier build of the same fixes: 0 of 8213 over 40); 5.0.2 patched: 0 of 2793 over 20. Without the
+kept socket (fixes 1 and 2 only): event 0 of 3956 over 30, worker 1 of 5475 over 30 (a WSGI0147 reset).
 """
 
 from __future__ import annotations
