@@ -85,7 +85,7 @@ def test_a_download_with_another_sha256_is_refused_and_dropped(
     expected = hashlib.sha256(b"not the sdist").hexdigest()
     with pytest.raises(patch.PatchError, match=f"has sha256 {expected}, not the pinned"):
         patch.patched_sdist("6.1.1")
-    assert list((tmp_path / "cache").iterdir()) == []
+    assert not (tmp_path / "cache").exists() or list((tmp_path / "cache").iterdir()) == []
 
 
 @pytest.mark.parametrize("version", MOD_WSGI_VERSIONS)
@@ -127,3 +127,11 @@ def test_the_wheel_key_and_the_venv_fact_tell_patched_from_unpatched(tmp_path: P
         ["python=1", f"mod_wsgi={label}", "module_config=LoadModule wsgi_module x.so"]
     )
     assert state["mod_wsgi"] == label
+
+
+def test_a_failed_download_names_the_version_and_the_address(tmp_path: Path, monkeypatch) -> None:
+    missing = (tmp_path / "nowhere" / "mod_wsgi-6.1.1.tar.gz").as_uri()
+    monkeypatch.setattr(patch, "SDIST_DIR", tmp_path / "cache")
+    monkeypatch.setitem(patch.SDISTS, "6.1.1", (missing, patch.SDISTS["6.1.1"][1]))
+    with pytest.raises(patch.PatchError, match=f"mod_wsgi 6.1.1: cannot download {missing}: "):
+        patch.patched_sdist("6.1.1")
