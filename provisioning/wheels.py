@@ -3,10 +3,13 @@
 Compiling mod_wsgi costs every host several seconds of CPU, the same work on every host of a platform.
 The key names everything the compiled module depends on: the distribution release and machine, the
 venv's Python (its ABI and the libpython it links), Apache's module magic number (its module ABI), the
-apxs path and the mod_wsgi version. The first host of a key builds the wheel and the controller fetches
-it; the other hosts (in the same run: they wait for that build, or in later runs) upload and install it.
+apxs path and the mod_wsgi version, patch label included (``6.1.1+impots.<digest>``, see
+``provisioning.mod_wsgi_patch``: a changed patch is another key). The first host of a key builds the
+wheel and the controller fetches it; the other hosts (in the same run: they wait for that build, or in
+later runs) upload and install it.
 A controller-side lock (``flock``, polled so pyinfra's other hosts keep running) makes parallel hosts,
-and parallel pyinfra processes, wait for the one build instead of racing it.
+and parallel pyinfra processes, wait for the one build instead of racing it. The builder compiles the
+patched sdist the controller uploads to it; it fetches only pip's build backend from the package index.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import IO
 
 import gevent
-from pyinfra.api import FactBase, FileDownloadCommand
+from pyinfra.api import FactBase, FileDownloadCommand, FileUploadCommand
 
 from provisioning.artifact import ARTIFACTS_DIR
 
@@ -141,19 +144,39 @@ def build_packages_command(package_manager: str, packages: list[str]) -> str:
     )
 
 
-def build_and_fetch(folder: str, venv: str, apxs: str, version: str, key: str, host_name: str):
-    """Commands (``yield from``) building the wheel into ``folder`` on the host and fetching it; returns
-    the cached wheel, or None when it could not be cached (the host then installs its own build)."""
+def upload_sdist(folder: str, sdist: Path):
+    """Commands (``yield from``) putting the controller's patched sdist (``provisioning.mod_wsgi_patch``)
+    into an empty ``folder`` on the host."""
+    yield f"rm -rf {folder} && mkdir -p {folder}"
+    yield FileUploadCommand(str(sdist), f"{folder}/{sdist.name}")
+
+
+def build_and_fetch(folder: str, venv: str, apxs: str, sdist: Path, version: str, key: str, host_name: str):
+    """Commands (``yield from``) building the wheel of ``sdist`` (uploaded into ``folder``) on the host and
+    fetching it; returns the cached wheel, or None when it could not be cached (the host then installs
+    its own build)."""
     pip_wheel = f"{venv}/bin/pip wheel -q --use-pep517 --no-deps --no-cache-dir --disable-pip-version-check"
+    yield from upload_sdist(folder, sdist)
     yield (
-        f"rm -rf {folder} && mkdir -p {folder} && APXS={apxs} {pip_wheel} -w {folder} mod-wsgi=={version}"
-        f" && cd {folder} && ls mod_wsgi-{version}-*.whl > name && ln -f mod_wsgi-{version}-*.whl fetch.whl"
+        f"cd {folder} && APXS={apxs} {pip_wheel} -w {folder} {folder}/{sdist.name}"
+        f" && ls mod_wsgi-{version}-*.whl > name && ln -f mod_wsgi-{version}-*.whl fetch.whl"
     )
     local = WHEELS_DIR / key
     name_file, part = local / f".{host_name}.name", local / f".{host_name}.part"
     yield FileDownloadCommand(f"{folder}/name", str(name_file))
     yield FileDownloadCommand(f"{folder}/fetch.whl", str(part))
     return store_wheel(key, name_file, part, version)
+
+
+def install_wheel(folder: str, pip: str, wheel: Path | None, version: str, linked: str):
+    """Commands (``yield from``) installing the cached ``wheel`` (uploaded), else the one this host just
+    built in ``folder``, then checking the module's libraries (``linked``: ``linked_check``)."""
+    if wheel:
+        yield f"rm -rf {folder} && mkdir -p {folder}"
+        yield FileUploadCommand(str(wheel), f"{folder}/{wheel.name}")
+        yield f"{pip} --no-deps {folder}/{wheel.name} && rm -rf {folder} && {linked}"
+    else:
+        yield f"{pip} --no-deps {folder}/mod_wsgi-{version}-*.whl && rm -rf {folder} && {linked}"
 
 
 def linked_check(venv: str, platform: dict) -> str:

@@ -435,7 +435,8 @@ class VenvState(FactBase[dict]):
     """
     Returns what the app's virtual environment holds: ``python`` (bool: python and pip are there; an
     interrupted creation leaves python without pip), ``requirements`` (the hash
-    marker of the last installed requirements), ``mod_wsgi`` (installed version) and ``module_config``
+    marker of the last installed requirements), ``mod_wsgi`` (installed version, with our patch's label:
+    ``6.1.1+impots.<digest>``, see ``provisioning.mod_wsgi_patch``) and ``module_config``
     (the lines ``mod_wsgi-express module-config`` prints).
     """
 

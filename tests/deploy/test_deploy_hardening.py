@@ -6,6 +6,7 @@ repaired under a running app, and requests in flight while a deploy reloads Apac
 
 from __future__ import annotations
 
+import http.client
 import re
 import shutil
 import subprocess
@@ -31,6 +32,8 @@ from deploy_harness import (
 from impots_client import ImpotsClient
 
 from provisioning.linux.operations.lock import LOCK_PATH
+from provisioning.mod_wsgi_patch import patched_version
+from provisioning.settings import MOD_WSGI_VERSIONS
 
 pytestmark = pytest.mark.deploy
 
@@ -145,18 +148,26 @@ def test_a_release_that_does_not_load_never_goes_live(https: requests.Session, c
     assert response.status_code == 200
 
 
-# Known open (issue 8 #3), measured with bench/bench_reload.py: a change of the app alone no longer reloads
-# Apache (test below, no xfail), but a configuration change needs a graceful reload, and that still fails
-# about 1.5 requests per reload under this load, whatever the MPM (event, worker, prefork) or KeepAlive:
-# mostly 503s, where mod_wsgi's parent removes and re-creates each daemon socket while it re-reads the
-# configuration and an old child connects in between ("WSGI0117 Unable to connect ... No such file or
-# directory"; mod_wsgi retries a refused connection, not a missing socket); a few "Remote end closed
-# connection" (mpm_event closes idle keep-alive connections at once). The test keeps its assertion and
-# reports as xfail until that is closed.
-GRACEFUL_RELOAD_RACE = pytest.mark.xfail(
-    reason="a graceful reload fails requests: missing mod_wsgi socket, closed keep-alive (issue 8 #3, open)",
-    strict=False,
-)
+# A configuration change reloads Apache gracefully (issue 8 #3, measured with bench/bench_reload.py).
+# Unpatched mod_wsgi lost about 1.5 requests per reload there: 503s (WSGI0117, the daemon socket is
+# removed and re-created while the parent re-reads its configuration; a missing socket was not retried)
+# and 502s (WSGI0034, a request of an old child reaching a new daemon failed its per-generation token).
+# The deploy builds mod_wsgi with provisioning/mod_wsgi_patch.py, which fixes both: 0 such failures.
+# What stays is HTTP's own race: mpm_event closes idle kept-alive connections on a graceful reload, and a
+# client that sends on one at that moment gets no answer at all. Browsers resend such a request once
+# (a reused connection, no byte of an answer); the load does the same and counts it apart (``resent``).
+
+
+def unanswered(error: Exception) -> bool:
+    """True when the server closed the connection before any byte of an answer (http.client's
+    RemoteDisconnected, inside requests' and urllib3's errors): the request was never served."""
+    found = [error]
+    while found:
+        cause = found.pop()
+        if isinstance(cause, http.client.RemoteDisconnected):
+            return True
+        found.extend(arg for arg in cause.args if isinstance(arg, BaseException))
+    return False
 
 
 def short_failure(error: Exception) -> str:
@@ -172,7 +183,7 @@ class Load:
 
     def __init__(self, ca: Path, clients: int = 8) -> None:
         self.ca, self.clients = ca, clients
-        self.sent = self.failed = 0
+        self.sent = self.failed = self.resent = 0
         self.failures: list[str] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -188,9 +199,7 @@ class Load:
             client.authenticate("admin", "admin")
             while not self._stop.is_set():
                 try:
-                    status, body = client.calculate_many([HOUSEHOLD])
-                    ok = status == 200 and int(body["réponse"][0]["impôt"]) == 2814
-                    problem = "" if ok else f"{status} {str(body)[:200]}"
+                    problem = self._calculate(client)
                 except Exception as error:  # a reset or a refused connection is a failed request
                     problem = short_failure(error)
                 with self._lock:
@@ -198,6 +207,20 @@ class Load:
                     if problem:
                         self.failed += 1
                         self.failures.append(problem)
+
+    def _calculate(self, client: ImpotsClient) -> str:
+        """One request ("" when answered right, else the problem), resent once if it got no answer at
+        all, as a browser does."""
+        try:
+            status, body = client.calculate_many([HOUSEHOLD])
+        except requests.ConnectionError as error:
+            if not unanswered(error):
+                raise
+            with self._lock:
+                self.resent += 1
+            status, body = client.calculate_many([HOUSEHOLD])
+        ok = status == 200 and int(body["réponse"][0]["impôt"]) == 2814
+        return "" if ok else f"{status} {str(body)[:200]}"
 
     def __enter__(self) -> Load:
         for thread in self._threads:
@@ -212,12 +235,19 @@ class Load:
             thread.join(timeout=60)
 
 
-@GRACEFUL_RELOAD_RACE
 def test_no_request_fails_while_a_deploy_reloads_apache(deployed, converge_back) -> None:
+    mark = apache_log_mark()
     with Load(deployed.ca) as load:
         run = run_deploy(DEFAULT_INVENTORY, data={"impots_daemon_threads": 7})
     run.check_ok()
-    print(f"\nvhost change under load: {load.sent} requests sent, {load.failed} failed")
+    print(
+        f"\nvhost change under load: {load.sent} requests sent, {load.failed} failed, "
+        f"{load.resent} resent (kept-alive connection closed before any answer)"
+    )
+    restarts = apache_restarts_since(mark)
+    assert restarts, "the vhost change did not reload Apache: nothing was tested"
+    patched = f"mod_wsgi/{patched_version(MOD_WSGI_VERSIONS[0])}"
+    assert all(patched in line for line in restarts), f"not our patched mod_wsgi: {restarts[-1]}"
     assert load.sent > 50, "the load did not run"
     assert load.failed == 0, load.failures[:5]
 

@@ -7,11 +7,12 @@ import json
 import posixpath
 import shlex
 from io import StringIO
+from pathlib import Path
 
 from pyinfra import host, state
 from pyinfra.api import FileUploadCommand, operation
 
-from provisioning import remote_call, wheels
+from provisioning import mod_wsgi_patch, remote_call, wheels
 from provisioning.linux.facts import HelperJson, SymlinkTarget, VenvState, cached_fact
 from provisioning.linux.platforms import platform_record
 
@@ -162,26 +163,32 @@ def mod_wsgi_installed(
     version: str = "6.1.1",
     platform: str = "debian",
     build_packages: list[str] | None = None,
+    sdist: str | None = None,
 ):
     """
-    Install mod_wsgi in the venv, built against the target's Apache (``APXS=``), only when it is
-    missing or another version. Built once per platform (``provisioning.wheels``): the first host of a
-    platform installs the build packages and compiles the wheel, the controller caches it, the others
-    install that wheel without any build package (pip still checks its Requires-Python and version); a
-    module not linked to the venv's libpython is refused. Without a known platform (``--dry``, a venv
-    not made yet) it is compiled on the host. ``--no-cache-dir``: pip's own cache may hold a wheel
-    linked to another libpython.
+    Install our patched mod_wsgi (``provisioning.mod_wsgi_patch``: no request lost on a graceful reload),
+    built against the target's Apache (``APXS=``), when it is missing, another version or unpatched (its
+    version carries the patch label, ``6.1.1+impots.<digest>``). Built once per platform
+    (``provisioning.wheels``): the first host compiles the patched sdist the controller uploads, the
+    controller caches the wheel, the others install it without any build package; a module not linked to
+    the venv's libpython is refused. Without a known platform (``--dry``, a venv not made yet) it is
+    compiled on the host. ``--no-cache-dir``: pip's cache may hold a wheel linked to another libpython.
 
     + venv: the app's virtual environment
     + apxs: path of the target Apache's ``apxs`` (installed with the build packages)
-    + version: mod_wsgi version to install
+    + version: mod_wsgi version to install (patched: ``mod_wsgi_patch.FIXES``)
     + platform: platform family (``debian`` or ``rhel``): package manager and ``apachectl``
     + build_packages: what compiling needs (default: the family's, with its default Python headers)
+    + sdist: the patched sdist on the controller (default: ``mod_wsgi_patch.sdist_path``; made when needed)
     """
+    wanted = mod_wsgi_patch.patched_version(version)  # an unknown version stops here, before any change
     installed = cached_fact(VenvState, venv=venv)["mod_wsgi"]
-    if installed == version:
-        host.noop(f"mod_wsgi {version} is already built in {venv}")
+    if installed == wanted:
+        host.noop(f"mod_wsgi {wanted} is already built in {venv}")
         return
+    source = Path(sdist) if sdist else mod_wsgi_patch.sdist_path(version)
+    if state.is_executing and not sdist:
+        mod_wsgi_patch.patched_sdist(version)  # downloaded and patched once, on the controller
     record = platform_record(platform)
     build = wheels.build_packages_command(
         record.package_manager, list(build_packages or record.mod_wsgi_build_packages)
@@ -192,23 +199,19 @@ def mod_wsgi_installed(
         if state.is_executing
         else {}
     )
-    key = wheels.wheel_key(found, apxs, version)
-    wheel, lock = wheels.wait_for_wheel_or_lock(key, version) if key else (None, None)
+    key = wheels.wheel_key(found, apxs, wanted)
+    wheel, lock = wheels.wait_for_wheel_or_lock(key, wanted) if key else (None, None)
+    folder = f"{venv}/.impots-wheels"
     if not (wheel or lock):
         yield build
-        yield f"APXS={apxs} {pip} mod-wsgi=={version}"
+        yield from wheels.upload_sdist(folder, source)
+        yield f"APXS={apxs} {pip} {folder}/{source.name} && rm -rf {folder}"
         return
-    folder, linked = f"{venv}/.impots-wheels", wheels.linked_check(venv, found)
     try:
         if lock:  # this host builds it for its platform; the controller keeps it for the others
             yield build
-            wheel = yield from wheels.build_and_fetch(folder, venv, apxs, version, key, host.name)
-        if wheel:
-            yield f"rm -rf {folder} && mkdir -p {folder}"
-            yield FileUploadCommand(str(wheel), f"{folder}/{wheel.name}")
-            yield f"{pip} --no-deps {folder}/{wheel.name} && rm -rf {folder} && {linked}"
-        else:
-            yield f"{pip} --no-deps {folder}/mod_wsgi-{version}-*.whl && rm -rf {folder} && {linked}"
+            wheel = yield from wheels.build_and_fetch(folder, venv, apxs, source, wanted, key, host.name)
+        yield from wheels.install_wheel(folder, pip, wheel, wanted, wheels.linked_check(venv, found))
     finally:
         if lock:
             lock.close()
