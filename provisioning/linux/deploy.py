@@ -96,13 +96,15 @@ def deploy_linux(settings: Settings) -> None:
         init=init,
         services=list(platform.database_services),
     )
-    _app(plan, files[0], artifact)
-    _selinux(plan, target["selinux"])
-    _databases(plan, release)
+    _app_instance(plan, files[0])
+    # Before the release check: each site's entry point logs in to Redis as its own ACL user.
     if redis := redis_arguments(plan, init):
         redis_secured(
             name="Redis: passwords (the deploy's, one ACL user per site), loopback, memory limit", **redis
         )
+    _app_release(plan, artifact)
+    _selinux(plan, target["selinux"])
+    _databases(plan, release)
     _apache(plan, files[1])
     hosts_block(name="Hosts file block", address=settings.hosts_address, names=list(plan.hosts_names))
     app_release_switched(
@@ -163,8 +165,9 @@ def app_folders(plan: HostPlan) -> list[dict]:
     )
 
 
-def _app(plan: HostPlan, files: list[dict], artifact: AppArtifact) -> None:
-    platform, paths = plan.platform, plan.paths
+def _app_instance(plan: HostPlan, files: list[dict]) -> None:
+    """The sites' users, folders, configuration and secrets."""
+    paths = plan.paths
     instances = site_layout.plan_site_instances(plan)
     site_users_present(name="Site users (one per site)", users=[i.user for i in instances])
     folders_present(
@@ -187,6 +190,12 @@ def _app(plan: HostPlan, files: list[dict], artifact: AppArtifact) -> None:
         sites=site_layout.site_secrets_arguments(instances),
         given=plan.secrets.given,
     )
+
+
+def _app_release(plan: HostPlan, artifact: AppArtifact) -> None:
+    """The release this run brings, its venv and mod_wsgi, checked before it can go live."""
+    platform, paths = plan.platform, plan.paths
+    instances = site_layout.plan_site_instances(plan)
     release = f"{paths.releases}/{release_name(artifact.sha256)}"
     app_release_unpacked(
         name="App release unpacked",
