@@ -33,13 +33,15 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
+from redis_process import redis_process
 
 REPO = Path(__file__).resolve().parents[2]
 APP_DIR = REPO / "app"
@@ -49,7 +51,6 @@ MYSQL_SOCKET = "/run/mysqld/mysqld.sock"
 MYSQL_PORT = 3306
 PGRES_PORT = 5432
 REDIS_HOST, REDIS_TEST_DB = "127.0.0.1", 15
-REDIS_START_SECONDS = 10
 
 
 # ---- databases ---------------------------------------------------------------------------------------
@@ -167,25 +168,6 @@ class RedisServer:
     pid: int
 
 
-def _wait_for_redis(process: subprocess.Popen, port: int, log: Path) -> None:
-    import redis
-
-    deadline = time.monotonic() + REDIS_START_SECONDS
-    client = redis.Redis(host=REDIS_HOST, port=port, socket_connect_timeout=1)
-    try:
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    text = log.read_text(errors="replace") if log.exists() else "(no log)"
-                    pytest.fail(f"redis-server did not start on port {port}:\n{text}", pytrace=False)
-                time.sleep(0.05)
-    finally:
-        client.close()
-
-
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A redis-server started for this test session on 127.0.0.1 and a free port: no password, no RDB or
@@ -193,26 +175,10 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server not found: apt-get install redis-server", pytrace=False)
     folder = tmp_path_factory.mktemp("redis")
-    port, log = free_port(), folder / "redis.log"
-    config = folder / "redis.conf"
-    config.write_text(
-        f'bind {REDIS_HOST}\nport {port}\ndir {folder}\nsave ""\nappendonly no\ndaemonize no\n'
-        f"logfile {log}\n",
-        encoding="utf-8",
-    )
-    process = subprocess.Popen(
-        ["redis-server", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder
-    )
-    try:
-        _wait_for_redis(process, port, log)
-        yield RedisServer(REDIS_HOST, port, process.pid)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    port = free_port()
+    with closing(redis.Redis(host=REDIS_HOST, port=port, socket_connect_timeout=1)) as client:
+        with redis_process(folder, port, "", client.ping) as pid:
+            yield RedisServer(REDIS_HOST, port, pid)
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ here as a denied command in Redis' ACL LOG."""
 from __future__ import annotations
 
 import secrets
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 from impots.config import ConfigError
+from redis_process import redis_process
 from test_redis_auth import add_secret
 from webclient import WebClient, free_port
 
@@ -43,34 +42,8 @@ def acl_redis(tmp_path: Path) -> Iterator[AclRedis]:
     rules += [
         site_user_line(user, password, f"impots:{user[7:]}:") for user, password in server.sites.items()
     ]
-    config = folder / "redis.conf"
-    config.touch(mode=0o600)
-    config.write_text(
-        f'bind 127.0.0.1\nport {server.port}\ndir {folder}\nsave ""\nappendonly no\ndaemonize no\n'
-        f"logfile {folder / 'redis.log'}\n" + "\n".join(rules) + "\n",
-        encoding="utf-8",
-    )
-    process = subprocess.Popen(
-        ["redis-server", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                server.client().ping()
-                break
-            except redis.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"redis-server did not start: {(folder / 'redis.log').read_text()}")
-                time.sleep(0.05)
+    with redis_process(folder, server.port, "\n".join(rules) + "\n", server.client().ping):
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_a_site_works_as_its_own_acl_user_within_its_prefix(

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
+from redis_process import redis_process
 from webclient import WebClient, free_port
 
 REDIS_DOWN = (
@@ -36,34 +35,9 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     folder = tmp_path / "redis"
     folder.mkdir()
     server = PrivateRedis(port=free_port(), password=secrets.token_urlsafe(24))
-    config = folder / "redis.conf"
-    config.touch(mode=0o600)
-    config.write_text(
-        f'bind 127.0.0.1\nport {server.port}\ndir {folder}\nsave ""\nappendonly no\ndaemonize no\n'
-        f"logfile {folder / 'redis.log'}\nrequirepass {server.password}\n",
-        encoding="utf-8",
-    )
-    process = subprocess.Popen(
-        ["redis-server", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                server.client(server.password).ping()
-                break
-            except redis.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"redis-server did not start: {(folder / 'redis.log').read_text()}")
-                time.sleep(0.05)
+    ping = server.client(server.password).ping
+    with redis_process(folder, server.port, f"requirepass {server.password}\n", ping):
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def add_secret(instance_dir: Path, key: str, value: str) -> None:
