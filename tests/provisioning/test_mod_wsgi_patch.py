@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from packaging.version import Version
+from test_wheels import DEBIAN_12
 
 from provisioning import mod_wsgi_patch as patch
 from provisioning import wheels
@@ -103,14 +104,7 @@ def test_the_pinned_sdist_is_patched_and_named_by_its_label(version: str) -> Non
 
 
 def test_the_wheel_key_and_the_venv_fact_tell_patched_from_unpatched(tmp_path: Path, monkeypatch) -> None:
-    platform = {
-        "os_release": "debian-12",
-        "python": "cpython-311",
-        "soabi": "cpython-311-x86_64-linux-gnu",
-        "libpython": "libpython3.11.so",
-        "platform": "linux-x86_64",
-        "mmn": "20120211",
-    }
+    platform = DEBIAN_12
     label = patch.patched_version("6.1.1")
     assert wheels.wheel_key(platform, "/usr/bin/apxs", label) != wheels.wheel_key(
         platform, "/usr/bin/apxs", "6.1.1"
