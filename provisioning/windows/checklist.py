@@ -3,8 +3,9 @@
 ``pyinfra inventory.py windows_checklist.py --dry`` (after ``deploy.py``) only reads: it changes nothing on
 the host. It reports what no test on Linux can settle: which mod_wsgi built, whether non-ASCII paths
 survive the fact output, what stderr a failing httpd gives through the connector (raw CLIXML and
-decoded), which account and session run Apache (Laragon's tray vs. the SSH session), and whether each
-site answers over HTTPS on the Windows host itself (certificate trusted or not).
+decoded), which account and session run Apache (Laragon's tray vs. the SSH session), what answers on
+Redis' port and with which command line (how Laragon's tray starts Redis; passwords hidden), and whether
+each site answers over HTTPS on the Windows host itself (certificate trusted or not).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from provisioning.windows import facts
 from provisioning.windows.deploy import resolve_platform
 from provisioning.windows.powershell import json_fact_script, ps_array, ps_assign, win_path
 from provisioning.windows.prerequisites import mod_wsgi_package
+from provisioning.windows.redis import ENDPOINT as REDIS_ENDPOINT
+from provisioning.windows.redis import RedisListener
 
 # Folder and file names whose round trip (PowerShell -> JSON -> SSH -> Python) must be exact.
 NON_ASCII_FOLDER = "impots-checklist-ô’é€"
@@ -139,6 +142,40 @@ def _non_ascii_line() -> str:
     return f"MISMATCH: sent {wanted!r}, got {got!r}"
 
 
+REDIS_ANSWERS = {
+    "open": "answers WITHOUT a password",
+    "auth": "asks for a password",
+    "loading": "is still loading its data",
+    "down": "nothing answers",
+    "other": "something that is not Redis answers",
+}
+# What follows an option naming one of these, up to the next option, is a password: hidden (the report
+# goes in a bug report). Over-hiding costs nothing; a quoted password may hold spaces.
+_SECRET_WORDS = ("pass", "auth")
+
+
+def hide_passwords(command_line: str) -> str:
+    shown, hiding = [], False
+    for word in command_line.split():
+        if word.startswith("-"):
+            hiding = any(secret in word.lower() for secret in _SECRET_WORDS)
+            shown.append(word)
+        elif hiding:
+            if shown[-1] != "<hidden>":
+                shown.append("<hidden>")
+        else:
+            shown.append(word)
+    return " ".join(shown)
+
+
+def _redis_line() -> str:
+    """What answers on Redis' port and how it was started: settles how Laragon's tray starts Redis."""
+    listener = host.get_fact(RedisListener, endpoint=REDIS_ENDPOINT)
+    answer = REDIS_ANSWERS.get(listener["answer"], listener["answer"])
+    started = f"pid {listener['pid']}: {hide_passwords(listener['command'] or listener['path'] or '?')}"
+    return f"{REDIS_ENDPOINT} {answer}" + (f" ({started})" if listener["pid"] else "")
+
+
 def report_lines(settings: Any) -> list[str]:
     """The checklist, one line per finding (the host is only read)."""
     platform = resolve_platform(settings)
@@ -155,6 +192,7 @@ def report_lines(settings: Any) -> list[str]:
         f"non-ASCII    : {_non_ascii_line()}",
         f"httpd fails  : {_failing_httpd(platform.httpd)}",
         f"apache runs  : {_runtime_line(platform)}",
+        f"redis        : {_redis_line()}",
     ]
     urls = {site.name: f"https://{site.name}{site.alias.rstrip('/')}/" for site in settings.sites}
     answers = host.get_fact(SitesAnswer, urls=list(urls.values()))

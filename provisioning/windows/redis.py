@@ -129,12 +129,13 @@ function Get-RedisState([string]$address, [int]$port, [string]$password, [string
 """
 
 _LISTENER = r"""
-$result = @{ answer = (Get-RedisState $address ([int]$port) '' '' ''); pid = $null; path = $null }
+$result = @{ answer = (Get-RedisState $address ([int]$port) '' '' ''); pid = $null; path = $null
+    command = $null }
 $listener = @(Get-NetTCPConnection -LocalPort ([int]$port) -State Listen -ErrorAction SilentlyContinue)
 if ($listener.Count -gt 0) {
     $result.pid = [int]$listener[0].OwningProcess
     $process = Get-CimInstance -ClassName Win32_Process -Filter ('ProcessId = ' + $result.pid)
-    if ($process) { $result.path = $process.ExecutablePath }
+    if ($process) { $result.path = $process.ExecutablePath; $result.command = $process.CommandLine }
 }
 """
 
@@ -142,7 +143,8 @@ if ($listener.Count -gt 0) {
 class RedisListener(PowerShellJsonFact):
     """
     What answers on the Redis port: ``{"answer": see Get-RedisState (no password sent), "pid": the
-    listening process or None, "path": its executable or None}``.
+    listening process or None, "path": its executable or None, "command": its command line or None
+    (the checklist shows it, with any password hidden, to tell how Laragon's tray starts Redis)}``.
 
     .. code:: python
 
@@ -151,15 +153,20 @@ class RedisListener(PowerShellJsonFact):
 
     @staticmethod
     def default() -> dict:
-        return {"answer": "down", "pid": None, "path": None}
+        return {"answer": "down", "pid": None, "path": None, "command": None}
 
     def command(self, endpoint: str) -> str:
         address, port = endpoint.rsplit(":", 1)
         return json_fact_script(ps_assign(address=address, port=port) + REDIS_PROBE + _LISTENER)
 
     def convert(self, value: dict) -> dict:
-        pid, path = value.get("pid"), value.get("path")
-        return {"answer": str(value["answer"]), "pid": int(pid) if pid else None, "path": path or None}
+        pid, path, command = value.get("pid"), value.get("path"), value.get("command")
+        return {
+            "answer": str(value["answer"]),
+            "pid": int(pid) if pid else None,
+            "path": path or None,
+            "command": command or None,
+        }
 
 
 # The password comes on stdin, base64 of its UTF-8 (the console's input code page would mangle accents).
