@@ -65,8 +65,12 @@ class Fleet:
         return self.layout.host_address(self.number_of(host_name))
 
     def in_switch(self, command: list[str]) -> list[str]:
-        """A command line run where the hosts are reachable (the fleet's switch namespace)."""
-        return ["ip", "netns", "exec", self.layout.switch_netns, *command]
+        """A command line run where the hosts are reachable (the fleet's switch namespace), with the
+        fleet's proxy as its only way out (``https_proxy``): the controller downloads what it ships to
+        the hosts (the mod_wsgi sdist) through the same allow-list as the hosts."""
+        proxy = f"http://{self.layout.switch_address}:{PROXY_PORT}"
+        return ["ip", "netns", "exec", self.layout.switch_netns,
+                "env", f"https_proxy={proxy}", f"HTTPS_PROXY={proxy}", *command]  # fmt: skip
 
     def ssh(self, host_name: str, remote: str, **kwargs) -> subprocess.CompletedProcess:
         command = ["ssh", "-i", str(self.client_key), "-o", f"UserKnownHostsFile={self.known_hosts}",
