@@ -28,9 +28,9 @@ from provisioning.linux.operations.lock import (
     HOLDER,
     LEASE_SECONDS,
     RUN_ID,
-    dead_runs_of_ours,
-    describe,
+    only_planning,
     remember_run,
+    runs_to_take_over,
     settle_acquire,
 )
 from provisioning.windows.powershell import ps_array, ps_assign, ps_quote, win_path
@@ -192,14 +192,9 @@ def win_deploy_lock_taken(lock: str, wait: int = 120, root: str = "", grants: Se
         handler = _ReleaseOnError()
         state.add_callback_handler(handler)
     handler.locks[host.name] = lock
-    if not state.is_executing:
-        record = host.get_fact(WinDeployLock, action="read", lock=lock, run_id=RUN_ID)
-        if record:
-            logger.warning(f"{host.name}: another deploy holds the lock: {describe(record)}")
-        host.noop("the deploy lock is taken when the run executes")
+    if only_planning(WinDeployLock, lock=lock):
         return
-    dead = dead_runs_of_ours(host.name)
-    remember_run(host.name, [RUN_ID], held=True)  # before taking it: a kill right after leaves our trace
+    dead = runs_to_take_over()
     answer = host.get_fact(
         WinDeployLock,
         action="acquire",

@@ -184,6 +184,26 @@ class _ReleaseOnError(BaseStateCallback):
 # --- the two operations ------------------------------------------------------------------------------------
 
 
+def only_planning(lock_fact: type[FactBase], **arguments: str) -> bool:
+    """While planning (``--dry``): warn about another run holding the lock, take nothing, report no
+    change, and answer True; the Linux and Windows lock facts read the holder with ``action="read"``."""
+    if state.is_executing:
+        return False
+    record = host.get_fact(lock_fact, action="read", run_id=RUN_ID, **arguments)
+    if record:
+        logger.warning(f"{host.name}: another deploy holds the lock: {describe(record)}")
+    host.noop("the deploy lock is taken when the run executes")
+    return True
+
+
+def runs_to_take_over() -> list[str]:
+    """This controller's earlier runs on this host whose process is gone (their lock is taken over at
+    once), after recording this run: a kill right after taking the lock leaves our trace."""
+    dead = dead_runs_of_ours(host.name)
+    remember_run(host.name, [RUN_ID], held=True)
+    return dead
+
+
 @operation()
 def deploy_lock_taken(wait: int = 120):
     """
@@ -194,14 +214,9 @@ def deploy_lock_taken(wait: int = 120):
     """
     if not any(isinstance(handler, _ReleaseOnError) for handler in state.callback_handlers):
         state.add_callback_handler(_ReleaseOnError())
-    if not state.is_executing:
-        record = host.get_fact(DeployLock, action="read", run_id=RUN_ID)
-        if record:
-            logger.warning(f"{host.name}: another deploy holds the lock: {describe(record)}")
-        host.noop("the deploy lock is taken when the run executes")
+    if only_planning(DeployLock):
         return
-    dead = dead_runs_of_ours(host.name)
-    remember_run(host.name, [RUN_ID], held=True)  # before taking it: a kill right after leaves our trace
+    dead = runs_to_take_over()
     answer = host.get_fact(DeployLock, action="acquire", run_id=RUN_ID, wait=wait, stale=" ".join(dead))
     problem = settle_acquire(answer, wait, LOCK_PATH, dead)
     if problem:
