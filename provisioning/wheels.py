@@ -132,23 +132,11 @@ def store_wheel(key: str, name_file: Path, part: Path, version: str) -> Path | N
     return target
 
 
-def build_packages_command(package_manager: str, packages: list[str]) -> str:
-    """Install what compiling mod_wsgi needs (only the host that compiles it runs this); apt refreshes a
-    stale index and retries when a package cannot be fetched."""
-    names = " ".join(shlex.quote(name) for name in packages)
-    if package_manager != "apt":
-        return f"dnf install -y -q {names}"
-    install = f"apt-get install -y -qq --no-install-recommends {names}"
-    return (
-        f"export DEBIAN_FRONTEND=noninteractive && {{ {install} || {{ apt-get update -qq && {install}; }}; }}"
-    )
-
-
-def upload_sdist(folder: str, sdist: Path):
-    """Commands (``yield from``) putting the controller's patched sdist (``provisioning.mod_wsgi_patch``)
-    into an empty ``folder`` on the host."""
+def upload_into(folder: str, local: Path):
+    """Commands (``yield from``) putting a controller file (the patched sdist, a cached wheel) into an
+    empty ``folder`` on the host."""
     yield f"rm -rf {folder} && mkdir -p {folder}"
-    yield FileUploadCommand(str(sdist), f"{folder}/{sdist.name}")
+    yield FileUploadCommand(str(local), f"{folder}/{local.name}")
 
 
 def build_and_fetch(folder: str, venv: str, apxs: str, sdist: Path, version: str, key: str, host_name: str):
@@ -156,7 +144,7 @@ def build_and_fetch(folder: str, venv: str, apxs: str, sdist: Path, version: str
     fetching it; returns the cached wheel, or None when it could not be cached (the host then installs
     its own build)."""
     pip_wheel = f"{venv}/bin/pip wheel -q --use-pep517 --no-deps --no-cache-dir --disable-pip-version-check"
-    yield from upload_sdist(folder, sdist)
+    yield from upload_into(folder, sdist)
     yield (
         f"cd {folder} && APXS={apxs} {pip_wheel} -w {folder} {folder}/{sdist.name}"
         f" && ls mod_wsgi-{version}-*.whl > name && ln -f mod_wsgi-{version}-*.whl fetch.whl"
@@ -172,8 +160,7 @@ def install_wheel(folder: str, pip: str, wheel: Path | None, version: str, linke
     """Commands (``yield from``) installing the cached ``wheel`` (uploaded), else the one this host just
     built in ``folder``, then checking the module's libraries (``linked``: ``linked_check``)."""
     if wheel:
-        yield f"rm -rf {folder} && mkdir -p {folder}"
-        yield FileUploadCommand(str(wheel), f"{folder}/{wheel.name}")
+        yield from upload_into(folder, wheel)
         yield f"{pip} --no-deps {folder}/{wheel.name} && rm -rf {folder} && {linked}"
     else:
         yield f"{pip} --no-deps {folder}/mod_wsgi-{version}-*.whl && rm -rf {folder} && {linked}"

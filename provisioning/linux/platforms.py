@@ -6,6 +6,7 @@ deploy does differently on Debian and on RHEL is read from here, never tested in
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -169,6 +170,21 @@ RHEL = LinuxPlatform(
 
 _DEBIAN_IDS = {"debian", "ubuntu", "raspbian", "linuxmint"}
 _RHEL_IDS = {"rhel", "centos", "rocky", "almalinux", "fedora", "ol"}
+
+
+def install_command(package_manager: str, packages: list[str], update_first: bool) -> str:
+    """Install ``packages`` with apt or dnf. ``update_first``: refresh apt's index before (a bare host's
+    is empty); else only when a package cannot be fetched (the index is fresh from the same run, and an
+    update costs seconds)."""
+    names = " ".join(shlex.quote(name) for name in packages)
+    if package_manager != "apt":
+        return f"dnf install -y -q {names}"
+    install = f"apt-get install -y -qq --no-install-recommends {names}"
+    if update_first:
+        steps = f"apt-get update -qq && {install}"
+    else:
+        steps = f"{{ {install} || {{ apt-get update -qq && {install}; }}; }}"
+    return f"export DEBIAN_FRONTEND=noninteractive && {steps}"
 
 
 def choose_platform(distribution: dict[str, Any] | None) -> LinuxPlatform:

@@ -14,7 +14,7 @@ from pyinfra.api import FileUploadCommand, operation
 
 from provisioning import mod_wsgi_patch, remote_call, wheels
 from provisioning.linux.facts import HelperJson, SymlinkTarget, VenvState, cached_fact
-from provisioning.linux.platforms import platform_record
+from provisioning.linux.platforms import install_command, platform_record
 
 # A release is whole when its link resolves to a folder that holds the entry points.
 RELEASE_ENTRY_POINT = "main_withpgres.wsgi"
@@ -190,9 +190,8 @@ def mod_wsgi_installed(
     if state.is_executing and not sdist:
         mod_wsgi_patch.patched_sdist(version)  # downloaded and patched once, on the controller
     record = platform_record(platform)
-    build = wheels.build_packages_command(
-        record.package_manager, list(build_packages or record.mod_wsgi_build_packages)
-    )
+    packages = list(build_packages or record.mod_wsgi_build_packages)
+    build = install_command(record.package_manager, packages, update_first=False)
     pip = f"{venv}/bin/pip install -q --no-cache-dir --disable-pip-version-check"
     found = (
         host.get_fact(wheels.WheelPlatform, venv=venv, apachectl=record.apachectl)
@@ -204,7 +203,7 @@ def mod_wsgi_installed(
     folder = f"{venv}/.impots-wheels"
     if not (wheel or lock):
         yield build
-        yield from wheels.upload_sdist(folder, source)
+        yield from wheels.upload_into(folder, source)
         yield f"APXS={apxs} {pip} {folder}/{source.name} && rm -rf {folder}"
         return
     try:

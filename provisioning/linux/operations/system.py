@@ -7,7 +7,7 @@ from pyinfra.api import StringCommand, operation
 from pyinfra.facts.files import File, FindInFile
 
 from provisioning.linux.facts import MissingPackages, ServicesState, cached_fact
-from provisioning.linux.platforms import platform_record
+from provisioning.linux.platforms import install_command, platform_record
 
 
 @operation()
@@ -30,15 +30,8 @@ def packages_installed(platform: str, packages: list[str] | None = None):
     if not missing:
         host.noop(f"{len(wanted)} packages are already installed")
         return
-    names = " ".join(missing)
-    if record.package_manager == "apt":
-        # The index is refreshed only when something must be installed: a clean run stays clean.
-        yield (
-            "export DEBIAN_FRONTEND=noninteractive && apt-get update -qq && "
-            f"apt-get install -y -qq --no-install-recommends {names}"
-        )
-    else:
-        yield f"dnf install -y -q {names}"
+    # The index is refreshed only when something must be installed: a clean run stays clean.
+    yield install_command(record.package_manager, missing, update_first=True)
 
 
 @operation()
