@@ -27,6 +27,7 @@ from .redis_acl import ACL_VERSION, default_user_line, server_version, site_user
 from .secrets_file import read_secrets
 
 SECRET_KEY = "redis_password"
+SiteUser = tuple[str, str, str]  # a site's ACL user: name, password, key prefix
 PROBE_TIMEOUT = 1.0
 START_TIMEOUT = 20.0  # a restart reloads the RDB snapshot: sessions survive it
 
@@ -39,7 +40,7 @@ def wanted_text(
     password: str,
     maxmemory_mb: int,
     policy: str,
-    users: list[tuple[str, str, str]],
+    users: list[SiteUser],
     version: tuple[int, int, int],
 ) -> str:
     """Our file: ``users`` are (name, password, key prefix) of the sites' ACL users."""
@@ -130,17 +131,29 @@ def probe(port: int, password: str | None, user: str | None = None) -> str:
         return "down"
 
 
-def _users_probe(port: int, users: list[tuple[str, str, str]]) -> str:
+def _users_probe(port: int, users: list[SiteUser]) -> str:
     """``ours`` when every site's user logs in with its password, else the first other answer."""
     states = (probe(port, secret, name) for name, secret, _ in users)
     return next((state for state in states if state != "ours"), "ours")
 
 
-def _site_users(secrets: str, users: list[dict]) -> list[tuple[str, str, str]] | None:
-    """(name, password, key prefix) of each site's user from the store; None when one has no password."""
+def _takes_passwords(port: int, password: str, users: list[SiteUser]) -> str:
+    """``ours`` when the default user and every site's user log in, else the first other answer."""
+    state = probe(port, password)
+    return _users_probe(port, users) if state == "ours" else state
+
+
+def _passwords(secrets: str, users: list[dict]) -> tuple[str | None, list[SiteUser] | None, list[str]]:
+    """From one read of the store: the default user's password (None when absent), the sites' users
+    (None when one has no password), and the store's keys that are empty."""
     values = read_secrets(secrets)
-    found = [(user["user"], values.get(user["secret"]), user["key_prefix"]) for user in users]
-    return None if any(not secret for _, secret, _ in found) else found  # type: ignore[return-value]
+    password = str(values[SECRET_KEY]) if values.get(SECRET_KEY) else None
+    sites_missing = [user["secret"] for user in users if not values.get(user["secret"])]
+    missing = ([] if password else [SECRET_KEY]) + sites_missing
+    if sites_missing:
+        return password, None, missing
+    sites = [(user["user"], values[user["secret"]], user["key_prefix"]) for user in users]
+    return password, sites, missing
 
 
 def _version_refused(users: list[dict], version: tuple[int, int, int] | None) -> str | None:
@@ -166,7 +179,7 @@ def status(
     passwords (``server``: the default user's, ``users``: every site's); ``refused``: why this Redis
     cannot be configured (no ACL), or None."""
     users = list(users or [])
-    password, sites = _secret(secrets), _site_users(secrets, users)
+    password, sites, _ = _passwords(secrets, users)
     version = server_version()
     main = main_config(main_configs)
     known = password is not None and sites is not None and version is not None
@@ -182,11 +195,6 @@ def status(
         "users": _users_probe(port, sites) if sites else ("ours" if not users else "other"),
         "refused": _version_refused(users, version) if version is not None else None,
     }
-
-
-def _secret(secrets: str) -> str | None:
-    value = read_secrets(secrets).get(SECRET_KEY)
-    return str(value) if value else None
 
 
 def _write_file(path: str, text: str, gid: int) -> None:
@@ -223,14 +231,14 @@ def _relabel(*paths: str) -> None:
         subprocess.run(["restorecon", *paths], capture_output=True, check=False)
 
 
-def _restart(command: list[str], port: int, password: str, users: list[tuple[str, str, str]]) -> None:
+def _restart(command: list[str], port: int, password: str, users: list[SiteUser]) -> None:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RedisConfigError(
             f"{' '.join(command)} failed (exit {result.returncode})", result.stdout + result.stderr
         )
     deadline = time.monotonic() + START_TIMEOUT
-    while (state := probe(port, password)) != "ours" or (state := _users_probe(port, users)) != "ours":
+    while (state := _takes_passwords(port, password, users)) != "ours":
         if time.monotonic() > deadline:
             raise RedisConfigError(
                 f"Redis on 127.0.0.1:{port} does not take the deploy's and the sites' passwords after "
@@ -241,7 +249,7 @@ def _restart(command: list[str], port: int, password: str, users: list[tuple[str
 
 def _checked_inputs(
     secrets: str, main_configs: list[str], group: str, users: list[dict]
-) -> tuple[str, list[tuple[str, str, str]], tuple[int, int, int], str, int]:
+) -> tuple[str, list[SiteUser], tuple[int, int, int], str, int]:
     """Everything ``apply`` needs, or a ``RemoteError`` naming what is missing, before any change."""
     version = server_version()
     refused = _version_refused(users, version)
@@ -249,12 +257,8 @@ def _checked_inputs(
         raise RedisConfigError(refused)
     if version is None:
         raise RedisConfigError("no redis-server on this host")
-    password = _secret(secrets)
-    sites = _site_users(secrets, users)
-    if password is None or sites is None:
-        missing = [SECRET_KEY] if password is None else []
-        values = read_secrets(secrets)
-        missing += [user["secret"] for user in users if not values.get(user["secret"])]
+    password, sites, missing = _passwords(secrets, users)
+    if missing:
         raise RedisConfigError(f"{secrets} has no {', '.join(missing)}")
     main = main_config(main_configs)
     if main is None:
@@ -293,12 +297,7 @@ def apply(
         _include_last(main, path)
         done.append(f"{main} includes it")
     _relabel(path, main)
-    if (
-        content_changed
-        or include_changed
-        or probe(port, password) != "ours"
-        or _users_probe(port, sites) != "ours"
-    ):
+    if content_changed or include_changed or _takes_passwords(port, password, sites) != "ours":
         _restart(restart, port, password, sites)
         done.append("Redis restarted")
     return "; ".join(done) or "Redis already configured"
